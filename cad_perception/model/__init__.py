@@ -1,0 +1,1 @@
+"""The ROCA network, its losses, the training loop and checkpoints."""

@@ -1,0 +1,1 @@
+"""Synthetic data: ray-cast renderer, scene generator, dataset and rosbag writers."""
