@@ -152,7 +152,7 @@ def test_bad_arguments_exit_with_usage_error(argv, capsys):
 
 def test_every_command_registers_a_handler():
     parser = build_parser()
-    assert len(COMMANDS) >= 1
+    assert len(COMMANDS) >= 1 and all(callable(c.register) for c in COMMANDS)
     args = parser.parse_args(["score", "--pred", "p", "--gt", "g"])
     assert callable(args.handler) and args.command == "score"
 
