@@ -12,14 +12,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cad_perception.cli import score
+from cad_perception.cad.errors import CadError
+from cad_perception.cli import bench, db, score
 from cad_perception.cli._output import EXIT_BAD_INPUT, PROG, write
 from cad_perception.eval.errors import EvalError
 
-COMMANDS = (score,)
+COMMANDS = (db, score, bench)
 """Subcommand modules, in the order `--help` lists them."""
 
-USER_ERRORS: tuple[type[Exception], ...] = (EvalError, OSError)
+USER_ERRORS: tuple[type[Exception], ...] = (CadError, EvalError, OSError, ValueError)
 """Exceptions reported as one line on stderr instead of a traceback."""
 
 
@@ -27,12 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: sys.argv[1:]) and return the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level={0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG),
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
         return args.handler(args)
     except USER_ERRORS as err:
+        logging.getLogger(__name__).debug("%s failed", args.command, exc_info=True)
         message = " ".join(str(err).split())
         write(f"{PROG} {args.command}: error: {message}", sys.stderr)
         return EXIT_BAD_INPUT
@@ -43,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="ROCA single-image CAD retrieval and 9-DoF alignment."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v logs progress, -vv also tracebacks"
+    )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subcommands)
