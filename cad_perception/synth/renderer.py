@@ -23,7 +23,7 @@ import open3d as o3d
 import torch
 import trimesh
 
-from cad_perception.geometry.camera import backproject_depth, validate_intrinsics
+from cad_perception.geometry.camera import validate_intrinsics
 
 ROTATION_ATOL = 1e-4
 """Largest entry of |R^T R - I| accepted for a pose's rotation."""
@@ -232,13 +232,19 @@ def _cached_rays(K_bytes: bytes, height: int, width: int) -> o3d.core.Tensor:
     """Open3D tensor (H, W, 6) float32 of `camera_rays` for the float64 K (3, 3) in K_bytes.
 
     K is validated here, so a valid camera is checked once; an invalid one raises ValueError on
-    every call (exceptions are not cached).
+    every call (exceptions are not cached). Directions are K^-1 (u, v, 1) for the pixel centres,
+    written out for an upper-triangular K: scenes draw new intrinsics, so this runs per camera.
     """
-    K = torch.from_numpy(np.frombuffer(K_bytes, dtype=np.float64).reshape(3, 3).copy())
-    validate_intrinsics(K)
-    directions = backproject_depth(torch.ones(height, width, dtype=torch.float64), K)
-    rays = torch.cat((torch.zeros_like(directions), directions), dim=-1)
-    return o3d.core.Tensor(rays.numpy().astype(np.float32))
+    K = np.frombuffer(K_bytes, dtype=np.float64).reshape(3, 3)
+    validate_intrinsics(torch.from_numpy(K.copy()))
+    (fx, skew, cx), (_, fy, cy) = K[0], K[1]
+    y = ((np.arange(height) - cy) / fy)[:, None]  # (H, 1): K is upper triangular
+    x = (np.arange(width)[None, :] - cx - skew * y) / fx  # (H, W)
+    rays = np.zeros((height, width, 6), dtype=np.float32)  # origins stay at the camera centre
+    rays[..., 3] = x
+    rays[..., 4] = y
+    rays[..., 5] = 1.0  # exactly, so that a hit's ray parameter is its z-depth
+    return o3d.core.Tensor(rays)
 
 
 def _as_intrinsics(K: np.ndarray) -> np.ndarray:
