@@ -13,14 +13,15 @@ import sys
 from collections.abc import Sequence
 
 from cad_perception.cad.errors import CadError
-from cad_perception.cli import bench, db, score
+from cad_perception.cli import bench, db, score, synth
 from cad_perception.cli._output import EXIT_BAD_INPUT, PROG, write
 from cad_perception.eval.errors import EvalError
+from cad_perception.synth.errors import SynthError
 
-COMMANDS = (db, score, bench)
+COMMANDS = (db, synth, score, bench)
 """Subcommand modules, in the order `--help` lists them."""
 
-USER_ERRORS: tuple[type[Exception], ...] = (CadError, EvalError, OSError, ValueError)
+USER_ERRORS: tuple[type[Exception], ...] = (CadError, EvalError, SynthError, OSError, ValueError)
 """Exceptions reported as one line on stderr instead of a traceback."""
 
 
