@@ -1,4 +1,4 @@
-"""`cad-perception bench`: measure this machine (CAD database ingest and search) as JSON."""
+"""`cad-perception bench`: measure this machine (CAD database, synthetic data engine) as JSON."""
 
 import argparse
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cad_perception.cad.bench import run_cad_benchmarks
 from cad_perception.cli._output import EXIT_OK, write
+from cad_perception.synth.bench import run_synth_benchmarks
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
@@ -27,6 +28,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         default=[10_000, 100_000],
         help="CADs in one category for the search benchmark (default: %(default)s)",
     )
+    parser.add_argument(
+        "--synth-frames",
+        type=int,
+        default=60,
+        help="frames per synthetic-data benchmark (default: %(default)s)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -41,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         "cad": run_cad_benchmarks(
             shapenet_root=args.shapenet, search_sizes=tuple(args.search_sizes)
         ),
+        "synth": run_synth_benchmarks(frames=args.synth_frames),
     }
     text = json.dumps(results, indent=2)
     write(text)

@@ -1,16 +1,24 @@
 """`cad-perception synth` and `synth-bag`: labelled datasets and rosbags from a CAD database."""
 
 import argparse
+import itertools
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cli._output import EXIT_OK, write
 from cad_perception.synth.bag import write_bag
 from cad_perception.synth.dataset import dataset_to_records, write_dataset
+from cad_perception.synth.encoding import write_rgb
+from cad_perception.synth.frame import Frame
 from cad_perception.synth.generate import PathFrames, SceneFrames
+from cad_perception.synth.preview import contact_sheet
 from cad_perception.synth.scene import SPLITS, SceneConfig
+
+PREVIEW_FRAMES = 4
+"""Frames shown by --preview."""
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
@@ -55,6 +63,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--unseen-cads", action="store_true", help="draw only the held-out ('test') CADs"
     )
+    parser.add_argument(
+        "--preview",
+        metavar="PNG",
+        help=f"also write the first {PREVIEW_FRAMES} frames as RGB | depth | NOC | instance rows",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -69,6 +82,7 @@ def _synth(args: argparse.Namespace) -> int:
             unseen_cads=args.unseen_cads,
         )
         annotations = write_dataset(frames, args.out, progress=not args.quiet)
+        _write_preview(frames, args.preview)
     summary = json.loads(annotations.read_text(encoding="utf-8"))
     write(
         f"wrote {len(summary['images'])} images with {len(summary['annotations'])} objects: "
@@ -92,10 +106,18 @@ def _synth_bag(args: argparse.Namespace) -> int:
             unseen_cads=args.unseen_cads,
         )
         summary = write_bag(frames, args.out, storage=args.storage, progress=not args.quiet)
+        _write_preview(frames, args.preview)
     write(
         f"wrote {summary.frames} frames and {summary.records} ground-truth records: {summary.path}"
     )
     return EXIT_OK
+
+
+def _write_preview(frames: Iterable[Frame], path: str | None) -> None:
+    """Re-render the first frames (the streams are seeded, so they are the written ones)."""
+    if path:
+        write_rgb(path, contact_sheet(itertools.islice(frames, PREVIEW_FRAMES)))
+        write(f"preview: {path}")
 
 
 def _positive_int(text: str) -> int:

@@ -11,6 +11,7 @@ from cad_perception.cli import main
 from cad_perception.eval.records import load_ground_truth
 from cad_perception.synth.bag import read_bag
 from cad_perception.synth.dataset import RocaDataset
+from cad_perception.synth.encoding import read_rgb
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,15 @@ def test_synth_writes_a_dataset_and_scorer_records(cad_db, tmp_path, capsys):
 
 def test_synth_bag_writes_a_bag_with_ground_truth_per_frame(cad_db, tmp_path):
     bag = tmp_path / "bag"
+    preview = tmp_path / "preview.png"
     argv = ["synth-bag", "--db", str(cad_db), "--out", str(bag), "--frames", "5",
-            "--size", "120x160", "--storage", "sqlite3", "--quiet"]  # fmt: skip
+            "--size", "120x160", "--storage", "sqlite3", "--preview", str(preview),
+            "--quiet"]  # fmt: skip
     assert main(argv) == 0
+    sheet = read_rgb(preview)
+    assert sheet.shape == (4 * 120 + 3 * 2, 4 * 160 + 3 * 2, 3)
     frames = list(read_bag(bag))
+    np.testing.assert_array_equal(sheet[:120, :160], frames[0].rgb)  # the written frames
     assert len(frames) == 5
     stamps = [frame.stamp_ns for frame in frames]
     assert np.allclose(np.diff(stamps), 1e9 / 15, atol=1)
