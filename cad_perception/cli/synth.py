@@ -82,12 +82,12 @@ def _synth(args: argparse.Namespace) -> int:
             unseen_cads=args.unseen_cads,
         )
         annotations = write_dataset(frames, args.out, progress=not args.quiet)
+        summary = json.loads(annotations.read_text(encoding="utf-8"))
+        write(
+            f"wrote {len(summary['images'])} images with {len(summary['annotations'])} objects: "
+            f"{annotations}"
+        )
         _write_preview(frames, args.preview)
-    summary = json.loads(annotations.read_text(encoding="utf-8"))
-    write(
-        f"wrote {len(summary['images'])} images with {len(summary['annotations'])} objects: "
-        f"{annotations}"
-    )
     if args.to_scorer:
         records = [record.to_json() for record in dataset_to_records(annotations)]
         Path(args.to_scorer).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
@@ -106,10 +106,11 @@ def _synth_bag(args: argparse.Namespace) -> int:
             unseen_cads=args.unseen_cads,
         )
         summary = write_bag(frames, args.out, storage=args.storage, progress=not args.quiet)
+        write(
+            f"wrote {summary.frames} frames and {summary.records} ground-truth records: "
+            f"{summary.path}"
+        )
         _write_preview(frames, args.preview)
-    write(
-        f"wrote {summary.frames} frames and {summary.records} ground-truth records: {summary.path}"
-    )
     return EXIT_OK
 
 
