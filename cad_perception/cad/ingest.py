@@ -162,29 +162,29 @@ def _shapenet_job(path: Path) -> _Job:
     synset, model_id = model_folder.parent.name, model_folder.name
     category = SHAPENET_SYNSETS.get(synset)
 
-    def prepare(content_hash: str) -> PreparedCad:
+    def cad_id() -> str:
         if path.parent.name != "models":
             raise CadError(f"{path}: not in the ShapeNet layout <synset>/<id>/models/{path.name}")
         if category is None:
             raise CadError(f"{path}: unknown ShapeNet synset {synset!r}")
-        return prepare_cad(
-            load_mesh(path),
-            cad_id=f"{synset}/{model_id}",
-            category=category,
-            symmetry="none",
-            source=str(path.resolve()),
-            content_hash=content_hash,
-            metric=False,
-        )
+        return f"{synset}/{model_id}"
 
-    return _Job(str(path.resolve()), category, lambda: _file_hash(path), prepare)
+    return _mesh_file_job(path, category, cad_id)
 
 
 def _file_job(db: CadDatabase, path: Path, category: str) -> _Job:
+    return _mesh_file_job(path, category, lambda: _unique_id(db, path.stem))
+
+
+def _mesh_file_job(path: Path, category: str | None, cad_id: Callable[[], str]) -> _Job:
+    """A job adding the mesh file `path` (unknown symmetry and units) under the id `cad_id()`,
+    which is asked for first, so that it may reject the file before the mesh is read."""
+
     def prepare(content_hash: str) -> PreparedCad:
+        identity = cad_id()
         return prepare_cad(
             load_mesh(path),
-            cad_id=_unique_id(db, path.stem),
+            cad_id=identity,
             category=category,
             symmetry="none",
             source=str(path.resolve()),
