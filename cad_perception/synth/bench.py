@@ -16,8 +16,8 @@ from cad_perception.cad.ingest import build_procedural
 from cad_perception.synth.bag import write_bag
 from cad_perception.synth.dataset import write_dataset
 from cad_perception.synth.generate import PathFrames, SceneFrames
-from cad_perception.synth.renderer import RenderObject, render
-from cad_perception.synth.scene import SceneConfig, generate_scene, sample_camera
+from cad_perception.synth.renderer import render
+from cad_perception.synth.scene import SceneConfig, generate_scene, posed_meshes, sample_camera
 from cad_perception.synth.shading import ShadingConfig, shade
 
 
@@ -79,16 +79,7 @@ def _render_times(
         scene = generate_scene(db, seed + index, config)
         rng = np.random.default_rng(index)
         view = sample_camera(scene, rng)
-        objects = [
-            RenderObject(
-                mesh=item.mesh,
-                R=view.R_cw @ item.R_world,
-                t=view.R_cw @ item.t_world + view.t_cw,
-                s=item.s,
-            )
-            for item in scene.objects
-        ]
-        room = RenderObject(mesh=scene.room.mesh, R=view.R_cw, t=view.t_cw, s=np.ones(3))
+        objects, room = posed_meshes(scene, view)
         start = time.perf_counter()
         buffers = render(objects, view.K, view.size, background=[room])
         shade(buffers, [o.mesh for o in objects] + [room.mesh], rng, ShadingConfig())

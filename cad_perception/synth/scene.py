@@ -72,6 +72,7 @@ __all__ = [
     "camera_trajectory",
     "generate_scene",
     "min_visible_pixels",
+    "posed_meshes",
     "render_view",
     "sample_camera",
 ]
@@ -393,6 +394,21 @@ def camera_trajectory(
     )
 
 
+def posed_meshes(scene: Scene, view: CameraView) -> tuple[list[RenderObject], RenderObject]:
+    """The scene's objects (in scene order) and its room, posed in the camera frame of `view`."""
+    objects = [
+        RenderObject(
+            mesh=item.mesh,
+            R=view.R_cw @ item.R_world,
+            t=view.R_cw @ item.t_world + view.t_cw,
+            s=item.s,
+        )
+        for item in scene.objects
+    ]
+    room = RenderObject(mesh=scene.room.mesh, R=view.R_cw, t=view.t_cw, s=np.ones(3))
+    return objects, room
+
+
 def render_view(
     scene: Scene,
     view: CameraView,
@@ -405,16 +421,7 @@ def render_view(
     left out of the frame: their pixels become background in the instance and NOC maps (they
     stay in rgb and depth). The kept objects are numbered 1, 2, ... in scene order.
     """
-    objects = [
-        RenderObject(
-            mesh=item.mesh,
-            R=view.R_cw @ item.R_world,
-            t=view.R_cw @ item.t_world + view.t_cw,
-            s=item.s,
-        )
-        for item in scene.objects
-    ]
-    room = RenderObject(mesh=scene.room.mesh, R=view.R_cw, t=view.t_cw, s=np.ones(3))
+    objects, room = posed_meshes(scene, view)
     buffers = render(objects, view.K, view.size, background=[room])
     rgb = shade(
         buffers,
