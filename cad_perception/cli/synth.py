@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cad_perception.cad.database import CadDatabase
-from cad_perception.cli._output import EXIT_OK, write
+from cad_perception.cli._output import EXIT_OK, positive_int, write
 from cad_perception.synth.bag import write_bag
 from cad_perception.synth.dataset import dataset_to_records, write_dataset
 from cad_perception.synth.encoding import write_rgb
@@ -31,7 +31,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     _add_common(synth)
     synth.add_argument("--out", required=True, help="dataset folder")
-    synth.add_argument("--scenes", type=_positive_int, required=True, help="number of scenes")
+    synth.add_argument("--scenes", type=positive_int, required=True, help="number of scenes")
     synth.add_argument(
         "--to-scorer",
         metavar="JSON",
@@ -48,7 +48,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     _add_common(bag)
     bag.add_argument("--out", required=True, help="bag directory to create")
-    bag.add_argument("--frames", type=_positive_int, required=True, help="number of frames")
+    bag.add_argument("--frames", type=positive_int, required=True, help="number of frames")
     bag.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     bag.set_defaults(handler=_synth_bag)
 
@@ -119,16 +119,6 @@ def _write_preview(frames: Iterable[Frame], path: str | None) -> None:
     if path:
         write_rgb(path, contact_sheet(itertools.islice(frames, PREVIEW_FRAMES)))
         write(f"preview: {path}")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from cad_perception.cli._output import EXIT_OK, write
+from cad_perception.cli._output import EXIT_OK, positive_int, write
 from cad_perception.model.config import RocaConfig
 from cad_perception.model.config_io import config_from_dict, read_config_file
 from cad_perception.model.errors import ConfigError
@@ -34,7 +34,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="PTH",
         help="initialise from a torchvision COCO Mask R-CNN state dict file",
     )
-    parser.add_argument("--steps", type=_positive_int, help="total steps (overrides the config)")
+    parser.add_argument("--steps", type=positive_int, help="total steps (overrides the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train)
 
@@ -75,13 +75,3 @@ def _train(args: argparse.Namespace) -> int:
     )
     write(f"log: {result.log}")
     return EXIT_OK
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
