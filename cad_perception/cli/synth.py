@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cli._output import EXIT_OK, positive_int, write
@@ -71,16 +72,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The frame-stream keywords of the options `_add_common` registers."""
+    return {
+        "seed": args.seed,
+        "config": SceneConfig(image_size=args.size),
+        "split": args.split,
+        "unseen_cads": args.unseen_cads,
+    }
+
+
 def _synth(args: argparse.Namespace) -> int:
     with CadDatabase.open(args.db, readonly=True) as db:
-        frames = SceneFrames(
-            db=db,
-            scenes=args.scenes,
-            seed=args.seed,
-            config=SceneConfig(image_size=args.size),
-            split=args.split,
-            unseen_cads=args.unseen_cads,
-        )
+        frames = SceneFrames(db=db, scenes=args.scenes, **_stream_options(args))
         annotations = write_dataset(frames, args.out, progress=not args.quiet)
         summary = json.loads(annotations.read_text(encoding="utf-8"))
         write(
@@ -97,14 +101,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _synth_bag(args: argparse.Namespace) -> int:
     with CadDatabase.open(args.db, readonly=True) as db:
-        frames = PathFrames(
-            db=db,
-            frames=args.frames,
-            seed=args.seed,
-            config=SceneConfig(image_size=args.size),
-            split=args.split,
-            unseen_cads=args.unseen_cads,
-        )
+        frames = PathFrames(db=db, frames=args.frames, **_stream_options(args))
         summary = write_bag(frames, args.out, storage=args.storage, progress=not args.quiet)
         write(
             f"wrote {summary.frames} frames and {summary.records} ground-truth records: "
