@@ -336,6 +336,13 @@ class CadDatabase:
             )
             bump_version(self._connection)
 
+    def embedded_ids(self, encoder: tuple[str, str]) -> set[str]:
+        """Ids of the CADs that have a vector of encoder (name, version) (empty if none)."""
+        rows = self._connection.execute(
+            "SELECT cad_id FROM embeddings WHERE encoder = ? AND version = ?", tuple(encoder)
+        ).fetchall()
+        return {cad_id for (cad_id,) in rows}
+
     @contextmanager
     def ingest_lock(self) -> Iterator[None]:
         """Hold the database's ingest lock (DatabaseError if another process holds it)."""

@@ -1,4 +1,4 @@
-"""`cad-perception db build|add|info|query`: fill and inspect a CAD database."""
+"""`cad-perception db build|add|embed|info|query`: fill and inspect a CAD database."""
 
 import argparse
 import json
@@ -8,7 +8,10 @@ from cad_perception.cad.categories import CATEGORIES
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cad.ingest import IngestReport, add_source, build_procedural
 from cad_perception.cad.search import SearchResult
+from cad_perception.cli._defaults import add_model_argument, model_dir
 from cad_perception.cli._output import EXIT_BAD_INPUT, EXIT_OK, PROG, table, write
+from cad_perception.model.checkpoint import load_model
+from cad_perception.model.embed import embed_database
 
 EXIT_INGEST_FAILURES = 1
 """`db build` / `db add` exit code when some models were skipped as unusable."""
@@ -47,6 +50,17 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(handler=_info)
 
+    embed = actions.add_parser(
+        "embed", help="store a model's CAD embeddings (needed for retrieval with that model)"
+    )
+    embed.add_argument("db", help="database folder")
+    add_model_argument(embed)
+    embed.add_argument(
+        "--missing-only", action="store_true", help="only CADs without a vector of this model"
+    )
+    _add_quiet(embed)
+    embed.set_defaults(handler=_embed)
+
     query = actions.add_parser("query", help="show one CAD, or the CADs most like it")
     query.add_argument("db", help="database folder")
     target = query.add_mutually_exclusive_group(required=True)
@@ -67,6 +81,16 @@ def _build(args: argparse.Namespace) -> int:
     with CadDatabase.create(args.out, exist_ok=True) as db:
         report = build_procedural(db, args.procedural, args.seed, progress=not args.quiet)
         return _report(report, db)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    model = load_model(model_dir(args))
+    with CadDatabase.open(args.db) as db:
+        name, version, count = embed_database(
+            db, model, only_missing=args.missing_only, progress=not args.quiet
+        )
+        write(f"embedded {count} CADs as {name}@{version}; {db.root} is at version {db.version}")
+    return EXIT_OK
 
 
 def _add(args: argparse.Namespace) -> int:

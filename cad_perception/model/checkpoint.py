@@ -15,6 +15,7 @@ JSON, and torch.load(weights_only=True) only) and checks every key, shape and th
 raising CheckpointError with the file and the reason.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAINING_STATE_FILE = "training.json"
 OPTIMIZER_FILE = "training.pt"
+CAD_ENCODER_NAME = "roca-voxel"
+"""Encoder name of the CAD embeddings in a CAD database (cad_encoder_key)."""
 
 TORCHVISION_PREFIXES = {
     "backbone.": "backbone.",
@@ -55,18 +58,25 @@ def save_checkpoint(
     *,
     training_state: dict[str, Any] | None = None,
     optimizer_state: dict[str, Any] | None = None,
+    half: bool = False,
 ) -> Path:
     """Write model (and the optional training state) as a checkpoint folder; returns it.
 
     training_state is JSON-able; optimizer_state is a dict of state dicts (e.g.
-    {"optimizer": opt.state_dict(), "scaler": scaler.state_dict()}). An existing folder at
-    `directory` is replaced.
+    {"optimizer": opt.state_dict(), "scaler": scaler.state_dict()}). half=True stores the
+    floating-point tensors as float16 (half the file; loading casts them back to the network's
+    dtype), for shipping a model. An existing folder at `directory` is replaced.
     """
     directory = Path(directory)
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     weights = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    if half:
+        weights = {
+            key: value.half() if value.is_floating_point() else value
+            for key, value in weights.items()
+        }
     safetensors.torch.save_file(weights, partial / WEIGHTS_FILE)
     config = {"format": FORMAT_VERSION, "model": config_to_dict(model.config)}
     _write_json(partial / CONFIG_FILE, config)
@@ -132,7 +142,19 @@ def load_weights(model: Roca, directory: str | Path) -> None:
         raise CheckpointError(
             f"{path}: {len(problems)} tensor(s) do not fit the network: {'; '.join(problems[:5])}"
         )
-    model.load_state_dict(weights)
+    model.load_state_dict(weights)  # copies cast float16 files to the network's dtype
+
+
+def cad_encoder_key(model: Roca) -> tuple[str, str]:
+    """(name, version) under which the CAD embeddings of `model`'s CAD encoder are stored in a
+    CAD database: version = the first 16 hex digits of the SHA-256 of the encoder's weights (as
+    float32, in state-dict order), so retraining (or rounding to float16) gives a new version and
+    reloading the same checkpoint does not."""
+    digest = hashlib.sha256()
+    for key, value in model.retrieval_head.cad_encoder.state_dict().items():
+        digest.update(key.encode("utf-8"))
+        digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return CAD_ENCODER_NAME, digest.hexdigest()[:16]
 
 
 def load_training_state(directory: str | Path) -> dict[str, Any]:

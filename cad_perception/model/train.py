@@ -209,7 +209,10 @@ def train(
     torch.manual_seed(train_config.seed)
     model = Roca(config=model_config)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+        model.parameters(),
+        lr=train_config.lr,
+        weight_decay=train_config.weight_decay,
+        fused=True,
     )
     start = _restore_or_start(model, optimizer, out_dir, resume, init_weights, device)
     model.to(device).train()

@@ -1,0 +1,1 @@
+"""Image + intrinsics in, detections with 9-DoF poses and retrieved CAD models out."""
