@@ -8,20 +8,29 @@ venv=$(cd "$1" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 py="$venv/bin/python"
 
-if "$py" - <<'PY' 2>/dev/null
-from tf2_msgs.msg import TFMessage  # noqa: F401
-from vision_msgs.msg import Detection3DArray, ObjectHypothesisWithPose, VisionInfo  # noqa: F401
-PY
-then
-    echo "[build_msgs] vision_msgs and tf2_msgs already import: nothing to build"
-    exit 0
-fi
+# Each package with the import that proves it is present, in build order (dependencies first).
+packages=(
+    "vision_msgs:from vision_msgs.msg import Detection3DArray, ObjectHypothesisWithPose, VisionInfo"
+    "tf2_msgs:from tf2_msgs.msg import TFMessage"
+    "object_recognition_msgs:from object_recognition_msgs.msg import ObjectType"
+    "moveit_msgs:from moveit_msgs.msg import CollisionObject"
+)
+missing=()
+for entry in "${packages[@]}"; do
+    if "$py" -c "${entry#*:}" 2>/dev/null; then
+        echo "[build_msgs] ${entry%%:*} already imports: skipped"
+    else
+        missing+=("${entry%%:*}")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
 
 # The message wheels' exported CMake targets name the wheel builder's include paths; point them
 # at this interpreter's Python headers and numpy instead (idempotent).
 py_include=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 np_include=$("$py" -c "import numpy; print(numpy.get_include())")
-grep -rl --include='*.cmake' -e '/opt/python/cp311-cp311' "$venv/share" 2>/dev/null | while read -r f; do
+{ grep -rl --include='*.cmake' -e '/opt/python/cp311-cp311' "$venv/share" 2>/dev/null || true; } |
+while read -r f; do
     sed -i \
         -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_include#g" \
         -e "s#/opt/python/cp311-cp311/include/python3.11#$py_include#g" "$f"
@@ -29,7 +38,7 @@ done
 
 export AMENT_PREFIX_PATH="$venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export PATH="$venv/bin:$PATH"
-for pkg in vision_msgs tf2_msgs; do
+for pkg in "${missing[@]}"; do
     echo "[build_msgs] building $pkg"
     build="$venv/build-msgs/$pkg"
     mkdir -p "$build"
@@ -41,5 +50,7 @@ for pkg in vision_msgs tf2_msgs; do
         || { tail -n 30 "$build.log"; echo "[build_msgs] building $pkg failed: see $build.log"; exit 1; }
 done
 
-"$py" -c "from tf2_msgs.msg import TFMessage; from vision_msgs.msg import Detection3DArray"
-echo "[build_msgs] vision_msgs and tf2_msgs installed into $venv"
+for entry in "${packages[@]}"; do
+    "$py" -c "${entry#*:}"
+done
+echo "[build_msgs] ${missing[*]} installed into $venv"

@@ -50,5 +50,14 @@ pip install --no-deps -e .
 
 scripts/build_msgs.sh "$venv"
 
+# The default CAD database (procedural, deterministic, no network), embedded with the shipped
+# model when there is one; commands build it on first use too.
+echo "[setup] default CAD database"
+if [ -f models/default/model.safetensors ]; then
+    "$venv/bin/cad-perception" db default --quiet
+else
+    "$venv/bin/cad-perception" db default --no-embed --quiet
+fi
+
 inputs_hash >"$stamp"
 echo "[setup] done: $venv"

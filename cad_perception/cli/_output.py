@@ -2,6 +2,7 @@
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -37,6 +38,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
     return value
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type: 'HxW' (both >= 16) -> (H, W)."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if match is None or min(int(match[1]), int(match[2])) < 16:
+        raise argparse.ArgumentTypeError(
+            f"expected HxW with both >= 16, e.g. 240x320, got {text!r}"
+        )
+    return int(match[1]), int(match[2])
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -1,4 +1,4 @@
-"""`cad-perception db build|add|embed|info|query`: fill and inspect a CAD database."""
+"""`cad-perception db build|add|embed|default|info|query`: fill and inspect a CAD database."""
 
 import argparse
 import json
@@ -12,6 +12,7 @@ from cad_perception.cli._defaults import add_model_argument, model_dir
 from cad_perception.cli._output import EXIT_BAD_INPUT, EXIT_OK, PROG, table, write
 from cad_perception.model.checkpoint import load_model
 from cad_perception.model.embed import embed_database
+from cad_perception.pipeline.defaults import ensure_default_db
 
 EXIT_INGEST_FAILURES = 1
 """`db build` / `db add` exit code when some models were skipped as unusable."""
@@ -61,6 +62,17 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     _add_quiet(embed)
     embed.set_defaults(handler=_embed)
 
+    default = actions.add_parser(
+        "default",
+        help="build the default database (procedural library) if missing and print its folder",
+    )
+    add_model_argument(default)
+    default.add_argument(
+        "--no-embed", action="store_true", help="do not embed it with the model's CAD encoder"
+    )
+    _add_quiet(default)
+    default.set_defaults(handler=_default)
+
     query = actions.add_parser("query", help="show one CAD, or the CADs most like it")
     query.add_argument("db", help="database folder")
     target = query.add_mutually_exclusive_group(required=True)
@@ -90,6 +102,15 @@ def _embed(args: argparse.Namespace) -> int:
             db, model, only_missing=args.missing_only, progress=not args.quiet
         )
         write(f"embedded {count} CADs as {name}@{version}; {db.root} is at version {db.version}")
+    return EXIT_OK
+
+
+def _default(args: argparse.Namespace) -> int:
+    embed = not args.no_embed
+    path = ensure_default_db(
+        model_dir(args) if embed else None, embed=embed, progress=not args.quiet
+    )
+    write(str(path))
     return EXIT_OK
 
 

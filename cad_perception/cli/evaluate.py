@@ -73,8 +73,14 @@ def summary(report: dict) -> list[str]:
         ]
     )
     rows.append(
-        ["instance avg", "", f"{report['instance_avg']:.1f}",
-         f"{report['retrieval_instance_avg']:.1f}", "", ""]
+        [
+            "instance avg",
+            "",
+            f"{report['instance_avg']:.1f}",
+            f"{report['retrieval_instance_avg']:.1f}",
+            "",
+            "",
+        ]
     )
     header = ["category", "GT", "align %", "align+CAD %", "AP50", "top-1 %"]
     lines = table(header, rows)

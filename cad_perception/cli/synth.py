@@ -3,13 +3,13 @@
 import argparse
 import itertools
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from cad_perception.cad.database import CadDatabase
-from cad_perception.cli._output import EXIT_OK, positive_int, write
+from cad_perception.cli._defaults import add_db_argument, db_dir
+from cad_perception.cli._output import EXIT_OK, image_size, positive_int, write
 from cad_perception.synth.bag import write_bag
 from cad_perception.synth.dataset import dataset_to_records, write_dataset
 from cad_perception.synth.encoding import write_rgb
@@ -55,10 +55,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", required=True, help="CAD database folder (`db build`)")
+    add_db_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
-        "--size", type=_size, default=(240, 320), metavar="HxW", help="image size (240x320)"
+        "--size", type=image_size, default=(240, 320), metavar="HxW", help="image size (240x320)"
     )
     parser.add_argument("--split", choices=SPLITS, help="draw only CADs of this split")
     parser.add_argument(
@@ -83,7 +83,7 @@ def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    with CadDatabase.open(args.db, readonly=True) as db:
+    with CadDatabase.open(db_dir(args, embed=False), readonly=True) as db:
         frames = SceneFrames(db=db, scenes=args.scenes, **_stream_options(args))
         annotations = write_dataset(frames, args.out, progress=not args.quiet)
         summary = json.loads(annotations.read_text(encoding="utf-8"))
@@ -100,7 +100,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _synth_bag(args: argparse.Namespace) -> int:
-    with CadDatabase.open(args.db, readonly=True) as db:
+    with CadDatabase.open(db_dir(args, embed=False), readonly=True) as db:
         frames = PathFrames(db=db, frames=args.frames, **_stream_options(args))
         summary = write_bag(frames, args.out, storage=args.storage, progress=not args.quiet)
         write(
@@ -116,12 +116,3 @@ def _write_preview(frames: Iterable[Frame], path: str | None) -> None:
     if path:
         write_rgb(path, contact_sheet(itertools.islice(frames, PREVIEW_FRAMES)))
         write(f"preview: {path}")
-
-
-def _size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", text)
-    if match is None or min(int(match[1]), int(match[2])) < 16:
-        raise argparse.ArgumentTypeError(
-            f"expected HxW with both >= 16, e.g. 240x320, got {text!r}"
-        )
-    return int(match[1]), int(match[2])

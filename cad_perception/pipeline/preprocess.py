@@ -75,7 +75,8 @@ def fit_image(
     new_width = max(in_width, round(width * scale))
     x0 = (new_width - in_width) // 2
     y0 = (new_height - in_height) // 2
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    pixels = np.ascontiguousarray(image) if image.flags.writeable else image.copy()
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
     if (new_height, new_width) != (height, width):
         tensor = functional.interpolate(
             tensor,
