@@ -154,8 +154,12 @@ def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def select_category(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-category outputs (N, K, ...) -> the rows (N, ...) of classes labels (N,) in 1..K."""
-    return values[torch.arange(values.shape[0], device=values.device), labels - 1]
+    """Per-category outputs (N, K, ...) -> the rows (N, ...) of classes labels (N,) in 1..K.
+
+    A gather rather than advanced indexing, so an exported graph keeps N symbolic."""
+    trailing = values.shape[2:]
+    index = (labels - 1).reshape((-1, 1) + (1,) * len(trailing)).expand((-1, 1, *trailing))
+    return values.gather(1, index).squeeze(1)
 
 
 def procrustes_pose(
@@ -173,9 +177,11 @@ def procrustes_pose(
     translation. An entry is valid when the solve is well-posed and at least `min_points`
     weights are > 0; otherwise R = identity and t = t_init.
     """
-    src = noc.flatten(2).transpose(1, 2) * s[:, None, :]  # (N, S*S, 3)
-    dst = points.flatten(2).transpose(1, 2) - t_init[:, None, :]
-    flat_weights = weights.flatten(1)
+    # explicit sizes instead of flatten: an exported graph must reshape N = 0 rows too
+    count, cells = noc.shape[0], noc.shape[-2] * noc.shape[-1]
+    src = noc.reshape(count, 3, cells).transpose(1, 2) * s[:, None, :]  # (N, S*S, 3)
+    dst = points.reshape(count, 3, cells).transpose(1, 2) - t_init[:, None, :]
+    flat_weights = weights.reshape(count, cells)
     solve = procrustes_horn(src, dst, flat_weights)
     valid = solve.valid & ((flat_weights > 0).sum(dim=1) >= min_points)
     eye = torch.eye(3, dtype=noc.dtype, device=noc.device)
@@ -265,10 +271,14 @@ class AlignmentHead(nn.Module):
         pooled = (pixel_features * mask).amax(dim=(2, 3))  # features are >= 0 (ReLU)
         shape_code = self.code_mlp(pooled)
 
-        log_ratio = select_category(self.scale_head(shape_code).unflatten(1, (-1, 3)), labels)
+        log_ratio = select_category(
+            self.scale_head(shape_code).unflatten(1, (self.num_classes, 3)), labels
+        )
         s = torch.exp(self.category_log_scales[labels - 1] + log_ratio)
         code_and_scale = torch.cat((shape_code, s.detach()), dim=1)
-        offset = select_category(self.offset_head(code_and_scale).unflatten(1, (-1, 3)), labels)
+        offset = select_category(
+            self.offset_head(code_and_scale).unflatten(1, (self.num_classes, 3)), labels
+        )
         t_init = centre + offset
 
         t_anchor = t_init.detach()

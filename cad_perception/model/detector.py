@@ -70,11 +70,9 @@ class Rois(NamedTuple):
 
 
 def _flatten(per_image: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image tensors (N_b, ...) -> their concatenation (N, ...) and image index (N,)."""
-    indices = [
-        torch.full((len(t),), b, dtype=torch.int64, device=t.device)
-        for b, t in enumerate(per_image)
-    ]
+    """Per-image tensors (N_b, C, ...) -> their concatenation (N, C, ...) and image index (N,)."""
+    # zeros_like keeps N symbolic when traced for ONNX (torch.full would freeze it)
+    indices = [torch.zeros_like(t[:, 0], dtype=torch.int64) + b for b, t in enumerate(per_image)]
     return torch.cat(per_image), torch.cat(indices)
 
 

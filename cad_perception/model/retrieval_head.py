@@ -69,8 +69,11 @@ def splat_points(
     coefficients = factors.prod(dim=-1) * weights[..., None]  # (N, P, 8)
     voxels = lower.long()[..., None, :] + corners  # (N, P, 8, 3)
     flat_index = (voxels[..., 0] * size + voxels[..., 1]) * size + voxels[..., 2]
-    grid = points.new_zeros(count, size**3)
-    grid = grid.scatter_add(1, flat_index.flatten(1), coefficients.flatten(1))
+    grid = coefficients.new_zeros(count, size**3)  # same dtype under autocast
+    corners_total = flat_index.shape[1] * flat_index.shape[2]  # P * 8, explicit for N = 0
+    grid = grid.scatter_add(
+        1, flat_index.reshape(count, corners_total), coefficients.reshape(count, corners_total)
+    )
     return grid.reshape(count, size, size, size)
 
 
@@ -91,7 +94,8 @@ class VoxelEncoder(nn.Module):
 
     def forward(self, grids: torch.Tensor) -> torch.Tensor:
         features = self.convolutions(grids[:, None].to(self.linear.weight.dtype))
-        return self.linear(features.flatten(1))
+        # an explicit size instead of flatten: an exported graph must reshape N = 0 rows too
+        return self.linear(features.reshape(features.shape[0], self.linear.in_features))
 
 
 class VoxelDecoder(nn.Module):
@@ -134,7 +138,10 @@ class RetrievalHead(nn.Module):
         self, noc: torch.Tensor, mask: torch.Tensor, shape_code: torch.Tensor
     ) -> RetrievalPrediction:
         """NOCs (N, 3, S, S), mask (N, 1, S, S) in [0, 1], shape codes (N, C) -> embeddings."""
-        grids = splat_points(noc.flatten(2).transpose(1, 2), mask.flatten(1))
+        count, cells = noc.shape[0], noc.shape[-2] * noc.shape[-1]  # N = 0 must export too
+        grids = splat_points(
+            noc.reshape(count, 3, cells).transpose(1, 2), mask.reshape(count, cells)
+        )
         grids = grids / grids.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         features = self.noc_encoder(grids) + self.code_mlp(shape_code)
         return RetrievalPrediction(embedding=normalize(features, dim=1), features=features)
