@@ -40,12 +40,12 @@ def positive_int(text: str) -> int:
     return value
 
 
-def image_size(text: str) -> tuple[int, int]:
-    """argparse type: 'HxW' (both >= 16) -> (H, W)."""
+def image_size(text: str, minimum: int = 16) -> tuple[int, int]:
+    """argparse type: 'HxW' (both >= minimum) -> (H, W)."""
     match = re.fullmatch(r"(\d+)x(\d+)", text)
-    if match is None or min(int(match[1]), int(match[2])) < 16:
+    if match is None or min(int(match[1]), int(match[2])) < minimum:
         raise argparse.ArgumentTypeError(
-            f"expected HxW with both >= 16, e.g. 240x320, got {text!r}"
+            f"expected HxW with both >= {minimum}, e.g. 240x320, got {text!r}"
         )
     return int(match[1]), int(match[2])
 

@@ -1,12 +1,18 @@
-"""`cad-perception bench`: measure this machine (CAD database, synthetic data engine) as JSON."""
+"""`cad-perception bench`: measure this machine as JSON: the pipeline on each backend (per-stage
+latency, frames/s, peak memory, FLOPs and share of the GEMM peak), the CAD database and the
+synthetic data engine."""
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
 from cad_perception.cad.bench import run_cad_benchmarks
-from cad_perception.cli._output import EXIT_OK, write
+from cad_perception.cli._defaults import add_db_argument, add_model_argument, db_dir, model_dir
+from cad_perception.cli._output import EXIT_OK, image_size, positive_int, write
+from cad_perception.engine.factory import BACKENDS
+from cad_perception.pipeline.bench import run_pipeline_benchmarks
 from cad_perception.synth.bench import run_synth_benchmarks
 
 
@@ -16,6 +22,29 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "bench", help="run the benchmarks, print JSON", description=__doc__
     )
     parser.add_argument("--json", metavar="OUT", help="also write the results to this file")
+    parser.add_argument(
+        "--only",
+        choices=("all", *PARTS),
+        default="all",
+        help="run one part only (default: %(default)s)",
+    )
+    add_model_argument(parser)
+    add_db_argument(parser)
+    parser.add_argument(
+        "--backend",
+        dest="backends",
+        nargs="+",
+        choices=BACKENDS[1:],
+        default=["torch", "onnxruntime"],
+        help="pipeline backends, measured in this order (default: %(default)s)",
+    )
+    parser.add_argument("--device", help="cpu or cuda (default: the backend's choice)")
+    parser.add_argument(
+        "--size", type=image_size, default=(240, 320), metavar="HxW", help="(240x320)"
+    )
+    parser.add_argument(
+        "--iters", type=positive_int, default=20, help="pipeline calls per backend (20)"
+    )
     parser.add_argument(
         "--shapenet",
         type=Path,
@@ -37,19 +66,34 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+PARTS = ("pipeline", "cad", "synth")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run every benchmark and print (and optionally write) one JSON document."""
-    results = {
+    results: dict = {
         "machine": {
             "platform": platform.platform(),
             "processor": platform.machine(),
-            "device": "cpu",
+            "cpus": os.cpu_count(),
+            "device": args.device or "cpu",
         },
-        "cad": run_cad_benchmarks(
-            shapenet_root=args.shapenet, search_sizes=tuple(args.search_sizes)
-        ),
-        "synth": run_synth_benchmarks(frames=args.synth_frames),
     }
+    if args.only in ("all", "pipeline"):
+        results["pipeline"] = run_pipeline_benchmarks(
+            model_dir(args),
+            db_dir(args),
+            backends=tuple(args.backends),
+            size=args.size,
+            iters=args.iters,
+            device=args.device,
+        )
+    if args.only in ("all", "cad"):
+        results["cad"] = run_cad_benchmarks(
+            shapenet_root=args.shapenet, search_sizes=tuple(args.search_sizes)
+        )
+    if args.only in ("all", "synth"):
+        results["synth"] = run_synth_benchmarks(frames=args.synth_frames)
     text = json.dumps(results, indent=2)
     write(text)
     if args.json:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cad.ingest import build_procedural
+from cad_perception.engine.factory import CACHE_ENV, default_cache_dir
 from cad_perception.model.checkpoint import cad_encoder_key, load_model
 from cad_perception.model.embed import embed_database
 
@@ -25,7 +26,6 @@ DEFAULT_DB_PER_CATEGORY = 24
 """Procedural models per category in the default CAD database."""
 DEFAULT_DB_SEED = 0
 MODEL_ENV = "CAD_PERCEPTION_MODEL"
-CACHE_ENV = "CAD_PERCEPTION_CACHE"
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,14 +54,9 @@ def default_model_dir() -> Path:
     )
 
 
-def cache_dir() -> Path:
-    """Folder for derived files (default CAD database, exported engines)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cad_perception")
-
-
 def default_db_dir() -> Path:
     """Where the default CAD database is (or will be) built."""
-    return cache_dir() / "default_db"
+    return default_cache_dir() / "default_db"
 
 
 def ensure_default_db(

@@ -52,7 +52,7 @@ def check_image(image: np.ndarray) -> None:
 def check_intrinsics(K: np.ndarray) -> np.ndarray:
     """K as a (3, 3) float64 array; ValueError unless it is a finite pinhole matrix with
     positive focal lengths and [0, 0, 1] as last row."""
-    K = np.asarray(K, dtype=np.float64)
+    K = np.array(K, dtype=np.float64)  # a copy: callers' arrays may be read-only
     if K.shape != (3, 3):
         raise ValueError(f"K must have shape (3, 3), got {K.shape}")
     if not np.isfinite(K).all():

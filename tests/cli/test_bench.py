@@ -1,24 +1,61 @@
 """`cad-perception bench` prints and writes one JSON document of measured figures."""
 
 import json
+from pathlib import Path
 
+import torch
+
+from cad_perception.cad.database import CadDatabase
+from cad_perception.cad.ingest import build_procedural
 from cad_perception.cli import main
+from cad_perception.model.checkpoint import save_checkpoint
+from cad_perception.model.embed import embed_database
+from cad_perception.model.roca import Roca
+from tests.model.mini_dataset import mini_config
 
 
 def test_bench_writes_json_with_measured_figures(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    argv = ["bench", "--search-sizes", "300", "--synth-frames", "3", "--json", str(out)]
+    argv = ["bench", "--only", "cad", "--search-sizes", "300", "--json", str(out)]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == printed
+    assert "synth" not in printed and "pipeline" not in printed
     cad = printed["cad"]
     assert cad["procedural"]["models"] == 45 and cad["procedural"]["failed"] == 0
     assert cad["procedural"]["models_per_s"] > 0 and cad["procedural"]["bytes_per_cad"] > 1000
     assert cad["shapenet"] is None
     search = cad["search"]["300"]
     assert search["cads"] == 300 and search["latency_ms_per_query_single"] > 0
-    synth = printed["synth"]
+    assert main(["bench", "--only", "synth", "--synth-frames", "3"]) == 0
+    synth = json.loads(capsys.readouterr().out)["synth"]
     assert synth["size"] == [240, 320] and synth["render"]["objects_requested"] == 10
     assert 1 <= synth["render"]["objects_placed_mean"] <= 10
     assert synth["render"]["frames_per_s"] > 0 and synth["render"]["median_ms"] > 0
     assert synth["dataset"]["scenes_per_s"] > 0 and synth["bag"]["frames_per_s"] > 0
+
+
+def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CAD_PERCEPTION_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = Roca(config=mini_config())
+    save_checkpoint(tmp_path / "model", model)
+    with CadDatabase.create(tmp_path / "db") as db:
+        build_procedural(db, 1, 0, progress=False)
+        embed_database(db, model, progress=False)
+    argv = ["bench", "--only", "pipeline", "--model", str(tmp_path / "model"), "--db",
+            str(tmp_path / "db"), "--size", "96x128", "--iters", "3", "--backend", "torch",
+            "onnxruntime"]  # fmt: skip
+    assert main(argv) == 0
+    pipeline = json.loads(capsys.readouterr().out)["pipeline"]
+    assert pipeline["model_gflops"] > 0 and pipeline["peak_gemm_gflops"] > 0
+    for name in ("torch", "onnxruntime"):
+        entry = pipeline["backends"][name]
+        assert entry["backend"] == name and entry["size"] == [96, 128]
+        total = entry["latency_ms"]["total"]
+        assert 0 < total["median"] <= total["p90"] <= total["p99"]
+        assert set(entry["latency_ms"]) == {"total", "preprocess", "engine", "postprocess",
+                                            "retrieval"}  # fmt: skip
+        assert entry["fps"] > 0 and entry["peak_rss_mb"] > 100
+        assert 0 < entry["fraction_of_gemm_peak"] < 2
+    assert pipeline["speedup_vs_torch"]["onnxruntime"] > 0
