@@ -33,6 +33,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         *tree("launch"),
         *tree("config"),
+        *tree("rviz"),
         *tree("models"),
     ],
     install_requires=["numpy", "scipy", "torch", "tqdm"],
@@ -40,6 +41,7 @@ setup(
     entry_points={
         "console_scripts": [
             "cad-perception = cad_perception.cli:main",
+            "cad_perception_node = cad_perception.ros.node:main",
         ],
     },
 )
