@@ -33,6 +33,18 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
     fi
 fi
 
+# Headless Chromium renders the replay report in its test (and opens it for people); optional.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "[setup] installing chromium with apt-get (for the replay report check)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+            || echo "[setup] chromium could not be installed; the report render test will skip" >&2
+    else
+        echo "[setup] optional: sudo apt-get install -y chromium (renders the replay report test)"
+    fi
+fi
+
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "[setup] $python is $("$python" --version 2>&1); Python >= 3.11 is required (set PYTHON=...)" >&2
     exit 1
