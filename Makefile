@@ -1,10 +1,11 @@
 # cad_perception developer commands. Every target does its own set-up first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/cad-perception
 # A random DDS domain per run keeps concurrent test runs (and other robots) apart.
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-101 -n 1)
 
-.PHONY: setup lint format test test-slow bench heldout scannet clean
+.PHONY: setup lint format test test-slow bench heldout demo clean
 
 setup:
 	scripts/setup.sh $(VENV)
@@ -28,14 +29,25 @@ test-slow: setup
 SHAPENET_SAMPLE ?= ../shared/data/shapenet_sample
 BENCH_OUT ?= bench.json
 bench: setup
-	$(VENV)/bin/cad-perception bench --json $(BENCH_OUT) \
+	$(CLI) bench --json $(BENCH_OUT) \
 		$(if $(wildcard $(SHAPENET_SAMPLE)),--shapenet $(SHAPENET_SAMPLE))
+
+# The whole job on the embedded defaults: a synthetic camera bag with ground truth, replayed live
+# over DDS through the node (shipped model, default CAD database), scored, with an HTML report.
+DEMO ?= build/demo
+DEMO_FRAMES ?= 30
+DEMO_RATE ?= 0.2
+demo: setup
+	rm -rf $(DEMO)/bag
+	$(CLI) synth-bag --out $(DEMO)/bag --frames $(DEMO_FRAMES) --seed 7 --quiet
+	$(CLI) replay $(DEMO)/bag --live --rate $(DEMO_RATE) --report $(DEMO)/report \
+		--json $(DEMO)/replay.json
+	@echo "report: $(DEMO)/report/index.html (overlays beside it); JSON: $(DEMO)/replay.json"
 
 # The shipped model's held-out figures (models/default/README.md): two test sets rendered with
 # seeds never used in training, one from the CADs it trained on, one from held-out CADs.
 HELDOUT ?= build/heldout
 HELDOUT_SCENES ?= 200
-CLI := $(VENV)/bin/cad-perception
 heldout: setup
 	$(CLI) synth --split train --seed 90000 --scenes $(HELDOUT_SCENES) --out $(HELDOUT)/seen --quiet
 	$(CLI) synth --unseen-cads --seed 91000 --scenes $(HELDOUT_SCENES) --out $(HELDOUT)/unseen \
