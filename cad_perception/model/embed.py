@@ -49,4 +49,3 @@ def embed_database(
     db.put_embeddings(name, version, ids, np.concatenate(vectors))
     logger.info("stored %d %s@%s embeddings in %s", len(ids), name, version, db.root)
     return name, version, len(ids)
-
