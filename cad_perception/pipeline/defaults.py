@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cad.ingest import build_procedural
-from cad_perception.engine.factory import CACHE_ENV, default_cache_dir
+from cad_perception.engine.factory import default_cache_dir
 from cad_perception.model.checkpoint import cad_encoder_key, load_model
 from cad_perception.model.embed import embed_database
 

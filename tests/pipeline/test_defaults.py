@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cad_perception.cad.database import CadDatabase
+from cad_perception.engine.factory import CACHE_ENV
 from cad_perception.model.checkpoint import cad_encoder_key, save_checkpoint
 from cad_perception.model.roca import Roca
 from cad_perception.pipeline import defaults
@@ -14,7 +15,7 @@ from tests.model.mini_dataset import mini_config
 
 
 def test_default_db_is_built_once_and_embedded(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(defaults.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(defaults, "DEFAULT_DB_PER_CATEGORY", 1)
     torch.manual_seed(0)
     model = Roca(config=mini_config())
