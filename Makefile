@@ -5,7 +5,7 @@ CLI := $(VENV)/bin/cad-perception
 # A random DDS domain per run keeps concurrent test runs (and other robots) apart.
 export ROS_DOMAIN_ID ?= $(shell shuf -i 1-101 -n 1)
 
-.PHONY: setup lint format test test-slow bench heldout demo clean
+.PHONY: setup lint format test test-slow bench soak heldout demo clean
 
 setup:
 	scripts/setup.sh $(VENV)
@@ -31,6 +31,11 @@ BENCH_OUT ?= bench.json
 bench: setup
 	$(CLI) bench --json $(BENCH_OUT) \
 		$(if $(wildcard $(SHAPENET_SAMPLE)),--shapenet $(SHAPENET_SAMPLE))
+	$(PY) -m cad_perception.ros.bench --duration 60 --json bench-node.json
+
+# The node at 30 Hz for 10 minutes (shipped model): drops, latency and memory growth as JSON.
+soak: setup
+	$(PY) -m cad_perception.ros.bench --duration 600 --json soak.json
 
 # The whole job on the embedded defaults: a synthetic camera bag with ground truth, replayed live
 # over DDS through the node (shipped model, default CAD database), scored, with an HTML report.

@@ -54,7 +54,7 @@ from cad_perception.ros.messages import (
     vision_info_message,
 )
 from cad_perception.ros.parameters import NodeSettings, declare_parameters, read_settings
-from cad_perception.ros.status import NodeStatus
+from cad_perception.ros.status import NodeStatus, StatusSnapshot
 from cad_perception.ros.synchronizer import Pair, StampSynchronizer
 from cad_perception.ros.worker import LatestWorker
 
@@ -191,6 +191,21 @@ class CadPerceptionNode(LifecycleNode):
         self._stop_inputs()
         self._unload()
 
+    # Health (any thread).
+
+    @property
+    def backend(self) -> str:
+        """The inference backend the Pipeline runs on ("none" before configure)."""
+        return self._backend
+
+    def snapshot(self) -> StatusSnapshot:
+        """The health now, as /diagnostics publishes it: counts since the node started,
+        medians over the last frames."""
+        with self._sync_lock:
+            unpaired = self._sync.unpaired if self._sync is not None else 0
+        dropped = self._worker.dropped if self._worker is not None else 0
+        return self.status.snapshot(dropped=dropped, unpaired=unpaired)
+
     # Inputs (executor thread).
 
     def _on_image(self, message: Image | CompressedImage) -> None:
@@ -281,13 +296,11 @@ class CadPerceptionNode(LifecycleNode):
         publisher = self._outputs.get("diagnostics")
         if publisher is None:
             return
-        with self._sync_lock:
-            unpaired = self._sync.unpaired if self._sync is not None else 0
-        dropped = self._worker.dropped if self._worker is not None else 0
-        snapshot = self.status.snapshot(dropped=dropped, unpaired=unpaired)
         header = Header(stamp=self.get_clock().now().to_msg())
         node = self.get_fully_qualified_name()
-        message = diagnostics_message(header, f"{NODE_NAME}: {node}", node, self._backend, snapshot)
+        message = diagnostics_message(
+            header, f"{NODE_NAME}: {node}", node, self._backend, self.snapshot()
+        )
         publisher.publish(message)
 
     def _create_publishers(self, settings: NodeSettings) -> None:
