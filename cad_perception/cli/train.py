@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from cad_perception.cli._output import EXIT_OK, positive_int, write
+from cad_perception.model.checkpoint import load_config
 from cad_perception.model.config import RocaConfig
 from cad_perception.model.config_io import config_from_dict, read_config_file
 from cad_perception.model.errors import ConfigError
@@ -34,13 +35,22 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="PTH",
         help="initialise from a torchvision COCO Mask R-CNN state dict file",
     )
+    parser.add_argument(
+        "--init-checkpoint",
+        metavar="DIR",
+        help="start from a checkpoint folder's weights, e.g. models/default (its config is "
+        "the model's unless --config has a model section)",
+    )
     parser.add_argument("--steps", type=positive_int, help="total steps (overrides the config)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train)
 
 
-def load_configs(path: str | None, steps: int | None = None) -> tuple[RocaConfig, TrainConfig]:
-    """The network and training configurations of a --config file (defaults if None)."""
+def load_configs(
+    path: str | None, steps: int | None = None, init_checkpoint: str | None = None
+) -> tuple[RocaConfig, TrainConfig]:
+    """The network and training configurations of a --config file (defaults if None; the
+    network's of init_checkpoint when the file has no model section)."""
     data = {} if path is None else read_config_file(path)
     unknown = sorted(set(data) - set(CONFIG_SECTIONS))
     if unknown:
@@ -52,12 +62,15 @@ def load_configs(path: str | None, steps: int | None = None) -> tuple[RocaConfig
     if steps is not None:
         train_section["steps"] = steps
     where = Path(path).name if path else "config"
-    model = config_from_dict(RocaConfig, data.get("model") or {}, f"{where}: model")
+    if init_checkpoint is not None and not data.get("model"):
+        model = load_config(init_checkpoint)
+    else:
+        model = config_from_dict(RocaConfig, data.get("model") or {}, f"{where}: model")
     return model, config_from_dict(TrainConfig, train_section, f"{where}: train")
 
 
 def _train(args: argparse.Namespace) -> int:
-    model_config, train_config = load_configs(args.config, args.steps)
+    model_config, train_config = load_configs(args.config, args.steps, args.init_checkpoint)
     result = train(
         model_config,
         train_config,
@@ -66,6 +79,7 @@ def _train(args: argparse.Namespace) -> int:
         args.out,
         resume=args.resume,
         init_weights=args.init_weights,
+        init_checkpoint=args.init_checkpoint,
         progress=not args.quiet,
     )
     final = f"{result.losses[-1]:.4f}" if result.losses else "n/a"

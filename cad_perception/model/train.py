@@ -192,9 +192,17 @@ def train(
     *,
     resume: bool = False,
     init_weights: str | Path | None = None,
+    init_checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a Roca (see the module docstring); ModelError on unusable data or checkpoints."""
+    """Train a Roca (see the module docstring); ModelError on unusable data or checkpoints.
+
+    A new run starts from random weights, from a torchvision Mask R-CNN state dict
+    (init_weights) or from the weights of a checkpoint folder of the same configuration, e.g.
+    the shipped models/default (init_checkpoint: fine-tuning, or continuing a run whose
+    optimizer state is gone, with a fresh optimizer and schedule)."""
+    if init_weights is not None and init_checkpoint is not None:
+        raise ModelError("give init_weights or init_checkpoint, not both")
     out_dir = Path(out_dir)
     device = torch.device(train_config.device)
     dataset = RocaDataset(data_dir)
@@ -215,6 +223,9 @@ def train(
         fused=True,
     )
     start = _restore_or_start(model, optimizer, out_dir, resume, init_weights, device)
+    if init_checkpoint is not None and start == 0:
+        load_weights(model, init_checkpoint)
+        logger.info("initialised from checkpoint %s", init_checkpoint)
     model.to(device).train()
     if start >= train_config.steps:
         raise ModelError(f"{out_dir}: already trained {start} steps of {train_config.steps}")

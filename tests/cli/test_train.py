@@ -4,6 +4,8 @@ configurations, data and init weights in one line."""
 import json
 
 import pytest
+import safetensors.torch
+import torch
 import yaml
 
 from cad_perception.cli import main
@@ -39,6 +41,26 @@ def test_train_then_resume_with_more_steps(mini, config_file, tmp_path, capsys) 
     assert main([*argv, "--resume", "--steps", "3"]) == 0
     assert "trained steps 3-3" in capsys.readouterr().out
     assert load_training_state(run / "checkpoint-0000003")["step"] == 3
+
+
+def test_a_new_run_starts_from_a_checkpoints_weights(mini, config_file, tmp_path, capsys) -> None:
+    data_dir, db_path = mini
+    first = tmp_path / "first"
+    common = ["--data", str(data_dir), "--db", str(db_path), "--quiet"]
+    assert main(["train", "--config", str(config_file), "--out", str(first), *common]) == 0
+    source = first / "checkpoint-0000002"
+    train_only = tmp_path / "train_only.yaml"
+    train_only.write_text(yaml.safe_dump({"train": {**TRAIN, "steps": 1, "lr": 0.0}}))
+    second = tmp_path / "second"
+    argv = ["train", "--config", str(train_only), "--init-checkpoint", str(source),
+            "--out", str(second), *common]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    # the network's config came from the checkpoint, and with lr 0 its weights are unchanged
+    assert load_config(second / "checkpoint-0000001") == mini_config()
+    before = safetensors.torch.load_file(source / "model.safetensors")
+    after = safetensors.torch.load_file(second / "checkpoint-0000001" / "model.safetensors")
+    assert all(torch.equal(before[key], after[key]) for key in before)
 
 
 def test_bad_input_is_one_line_with_exit_code_2(mini, config_file, tmp_path, capsys) -> None:
