@@ -60,5 +60,25 @@ heldout: setup
 	$(CLI) eval --data $(HELDOUT)/seen --json $(HELDOUT)/seen.json --quiet
 	$(CLI) eval --data $(HELDOUT)/unseen --json $(HELDOUT)/unseen.json --quiet
 
+# Reproduce (or continue, with INIT=models/default) the shipped model's training on this machine:
+# the training scenes use the CAD library's train split and seeds the held-out sets never use.
+TRAIN_DATA ?= build/train_data
+TRAIN_RUN ?= build/train_default
+TRAIN_SCENES ?= 2500
+INIT ?=
+train-default: setup
+	[ -f $(TRAIN_DATA)/annotations.json ] || $(CLI) synth --split train --seed 1000 \
+		--scenes $(TRAIN_SCENES) --out $(TRAIN_DATA) --quiet
+	$(CLI) train --config models/train_default.yaml --data $(TRAIN_DATA) \
+		--db "$$($(CLI) db default --no-embed --quiet)" --out $(TRAIN_RUN) \
+		$(if $(INIT),--init-checkpoint $(INIT)) $(if $(wildcard $(TRAIN_RUN)/checkpoint-*),--resume)
+
+# Copy a checkpoint into models/default as float16 safetensors + config (CHECKPOINT=run/checkpoint-N).
+ship-default: setup
+	$(PY) -c "import sys; from cad_perception.model.checkpoint import load_model, save_checkpoint; \
+		save_checkpoint('models/default.new', load_model(sys.argv[1]), half=True)" $(CHECKPOINT)
+	cp models/default/README.md models/default.new/ 2>/dev/null || true
+	rm -rf models/default && mv models/default.new models/default
+
 clean:
 	rm -rf $(VENV) build install log .pytest_cache .ruff_cache *.egg-info
