@@ -30,6 +30,7 @@ from cad_perception.geometry.rotations import matrix_to_quaternion
 from cad_perception.model.alignment_head import roi_pixel_coordinates
 from cad_perception.model.checkpoint import cad_encoder_key, load_model
 from cad_perception.model.outputs import RocaOutput
+from cad_perception.pipeline.retrieval import categories_with_cads, retrieve
 from cad_perception.synth.dataset import RocaDataset, dataset_to_records
 
 logger = logging.getLogger(__name__)
@@ -100,12 +101,15 @@ def evaluate_predictions(
                 f"the CAD database {db.root} has no embeddings of this model's encoder "
                 f"{encoder[0]}@{encoder[1]}; run `cad-perception db embed {db.root} --model DIR`"
             )
+        searchable = categories_with_cads(db)
         bar = tqdm(loader, total=count, desc="evaluating", unit="image", disable=not progress)
         for item in bar:
             out = predict(item)
             keep = out.scores >= score_threshold
             kept = torch.nonzero(keep).flatten()
-            cad_ids = _retrieve(db, encoder, categories, out.classes[kept], out.embeddings[kept])
+            names = [categories[int(c) - 1] for c in out.classes[kept]]
+            matches = retrieve(db, encoder, names, out.embeddings[kept].numpy(), 1, searchable)
+            cad_ids = [found[0].cad_id if found else "" for found in matches]
             predictions.extend(_records(item, out, kept, cad_ids, categories))
             image = ImageDetections(
                 boxes=out.boxes[kept].numpy(),
@@ -155,26 +159,6 @@ def evaluate_predictions(
         "encoder": list(encoder),
         "data": str(data_dir),
     }
-
-
-def _retrieve(
-    db: CadDatabase,
-    encoder: tuple[str, str],
-    categories: tuple[str, ...],
-    classes: torch.Tensor,
-    embeddings: torch.Tensor,
-) -> list[str]:
-    """The nearest CAD id of each detection's category ('' when the category has none)."""
-    cad_ids = [""] * len(classes)
-    names = [categories[int(c) - 1] for c in classes]
-    for category in set(names):
-        rows = [i for i, name in enumerate(names) if name == category]
-        if not db.ids(category):
-            continue
-        result = db.search(category, embeddings[rows].numpy(), 1, encoder=encoder)
-        for row, ids in zip(rows, result.ids, strict=True):
-            cad_ids[row] = ids[0] if ids else ""
-    return cad_ids
 
 
 def _records(

@@ -18,8 +18,9 @@ from cad_perception.engine.backend import Backend
 from cad_perception.engine.factory import create_backend
 from cad_perception.geometry.rotations import matrix_to_quaternion
 from cad_perception.pipeline.defaults import default_model_dir, ensure_default_db
-from cad_perception.pipeline.detection import CadMatch, Detection
+from cad_perception.pipeline.detection import Detection
 from cad_perception.pipeline.preprocess import fit_image, paste_masks
+from cad_perception.pipeline.retrieval import categories_with_cads, retrieve
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,7 @@ class Pipeline:
         self.top_k = top_k
         self.last_timings: dict[str, float] = {}
         """Milliseconds of each of STAGES in the last call."""
-        self._categories_with_cads = {
-            category for category, count in db.info()["per_category"].items() if count > 0
-        }
+        self._searchable = categories_with_cads(db)
         self._extents: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -119,7 +118,14 @@ class Pipeline:
 
         start = time.perf_counter()
         categories = [self.categories[int(c) - 1] for c in out.classes[keep]]
-        matches = self._retrieve(categories, out.embeddings[keep])
+        matches = retrieve(
+            self.db,
+            self.backend.encoder,
+            categories,
+            out.embeddings[keep],
+            self.top_k,
+            self._searchable,
+        )
         detections = []
         for row, index in enumerate(keep):
             s = out.s[index].astype(np.float64)
@@ -143,24 +149,6 @@ class Pipeline:
         timings["retrieval"] = time.perf_counter() - start
         self.last_timings = {key: value * 1000.0 for key, value in timings.items()}
         return detections
-
-    def _retrieve(
-        self, categories: list[str], embeddings: np.ndarray
-    ) -> list[tuple[CadMatch, ...]]:
-        """Top-k CADs of each detection's category: one search per category present."""
-        matches: list[tuple[CadMatch, ...]] = [()] * len(categories)
-        for category in set(categories):
-            rows = [i for i, c in enumerate(categories) if c == category]
-            if category not in self._categories_with_cads:
-                continue
-            result = self.db.search(
-                category, embeddings[rows], self.top_k, encoder=self.backend.encoder
-            )
-            for row, ids, distances in zip(rows, result.ids, result.distances, strict=True):
-                matches[row] = tuple(
-                    CadMatch(cad_id, float(d)) for cad_id, d in zip(ids, distances, strict=True)
-                )
-        return matches
 
     def _canonical_extents(self, cad_id: str) -> np.ndarray:
         """(3,) bounding-box extents of a CAD's canonical mesh (diagonal 1)."""
