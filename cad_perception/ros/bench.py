@@ -60,6 +60,7 @@ from vision_msgs.msg import Detection3DArray
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cad.errors import CadError
+from cad_perception.cli._output import image_size
 from cad_perception.model.errors import ModelError
 from cad_perception.pipeline.bench import percentiles
 from cad_perception.pipeline.defaults import default_model_dir, ensure_default_db
@@ -455,16 +456,6 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 240x320, got {text!r}") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return height, width
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its JSON (and write it with --json); on failure log one line
     and return 2."""
@@ -478,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
-    parser.add_argument("--size", type=_size, default=(240, 320), help="image size HxW")
+    parser.add_argument("--size", type=image_size, default=(240, 320), help="image size HxW")
     parser.add_argument(
         "--score-threshold", type=float, help="detection threshold (default: the node's)"
     )

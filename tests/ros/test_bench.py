@@ -107,7 +107,7 @@ def test_rss_growth_is_measured_from_the_end_of_the_first_minute(short_run):
 def test_command_line_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--size", "240by320"])
-    assert "size must be HxW" in capsys.readouterr().err
+    assert "expected HxW" in capsys.readouterr().err
     assert main(["--model", "/nonexistent", "--db", "/nonexistent", "--rate", "0"]) == 2
 
 
