@@ -184,12 +184,52 @@ def load_optimizer_state(
 
 @dataclass
 class InitReport:
-    """What `load_torchvision_maskrcnn_weights` did."""
+    """What a partial initialisation (`load_torchvision_maskrcnn_weights`,
+    `load_matching_weights`) did."""
 
     loaded: list[str] = field(default_factory=list)
     """Keys of the network that were set from the file."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Keys of the file that were not used -> why."""
+
+
+def load_matching_weights(model: Roca, directory: str | Path) -> InitReport:
+    """Initialise `model` from a checkpoint folder of another configuration (transfer).
+
+    Every tensor of the checkpoint whose key exists in the network with the same shape is
+    copied; the rest are skipped with the reason (e.g. a class predictor for another number of
+    categories, or a narrower pyramid). CheckpointError if nothing fits. Use `load_weights`
+    when the configurations are equal.
+    """
+    path = Path(directory) / WEIGHTS_FILE
+    try:
+        weights = safetensors.torch.load_file(path)
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(f"{path}: cannot read the weights: {err}") from err
+    own = model.state_dict()
+    report = InitReport()
+    update = {}
+    for key, tensor in weights.items():
+        if key not in own:
+            report.skipped[key] = "no such tensor in the network"
+        elif own[key].shape != tensor.shape:
+            report.skipped[key] = (
+                f"shape {tuple(tensor.shape)} vs the network's {tuple(own[key].shape)}"
+            )
+        else:
+            update[key] = tensor.to(own[key].dtype)
+            report.loaded.append(key)
+    if not update:
+        raise CheckpointError(f"{path}: no tensor of the checkpoint fits the network")
+    model.load_state_dict(update, strict=False)
+    logger.info(
+        "initialised %d of %d tensors from %s (another configuration), skipped %d",
+        len(report.loaded),
+        len(own),
+        directory,
+        len(report.skipped),
+    )
+    return report
 
 
 def load_torchvision_maskrcnn_weights(model: nn.Module, path: str | Path) -> InitReport:

@@ -45,6 +45,8 @@ from tqdm import tqdm
 from cad_perception.cad.database import CadDatabase
 from cad_perception.model.augment import AugmentConfig, augment_images
 from cad_perception.model.checkpoint import (
+    load_config,
+    load_matching_weights,
     load_optimizer_state,
     load_torchvision_maskrcnn_weights,
     load_training_state,
@@ -198,9 +200,10 @@ def train(
     """Train a Roca (see the module docstring); ModelError on unusable data or checkpoints.
 
     A new run starts from random weights, from a torchvision Mask R-CNN state dict
-    (init_weights) or from the weights of a checkpoint folder of the same configuration, e.g.
-    the shipped models/default (init_checkpoint: fine-tuning, or continuing a run whose
-    optimizer state is gone, with a fresh optimizer and schedule)."""
+    (init_weights) or from the weights of a checkpoint folder, e.g. the shipped models/default
+    (init_checkpoint: fine-tuning, or continuing a run whose optimizer state is gone, with a
+    fresh optimizer and schedule). A checkpoint of another configuration (other categories,
+    pyramid width, ...) gives every tensor whose name and shape fit; the rest start random."""
     if init_weights is not None and init_checkpoint is not None:
         raise ModelError("give init_weights or init_checkpoint, not both")
     out_dir = Path(out_dir)
@@ -224,8 +227,11 @@ def train(
     )
     start = _restore_or_start(model, optimizer, out_dir, resume, init_weights, device)
     if init_checkpoint is not None and start == 0:
-        load_weights(model, init_checkpoint)
-        logger.info("initialised from checkpoint %s", init_checkpoint)
+        if load_config(init_checkpoint) == model_config:
+            load_weights(model, init_checkpoint)
+            logger.info("initialised from checkpoint %s", init_checkpoint)
+        else:
+            load_matching_weights(model, init_checkpoint)
     model.to(device).train()
     if start >= train_config.steps:
         raise ModelError(f"{out_dir}: already trained {start} steps of {train_config.steps}")

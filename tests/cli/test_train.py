@@ -61,6 +61,19 @@ def test_a_new_run_starts_from_a_checkpoints_weights(mini, config_file, tmp_path
     before = safetensors.torch.load_file(source / "model.safetensors")
     after = safetensors.torch.load_file(second / "checkpoint-0000001" / "model.safetensors")
     assert all(torch.equal(before[key], after[key]) for key in before)
+    # a checkpoint of another configuration gives the tensors that fit (transfer)
+    narrower = config_to_dict(mini_config())
+    narrower["backbone"]["fpn_channels"] = 8
+    transfer = tmp_path / "transfer.yaml"
+    transfer.write_text(yaml.safe_dump({"model": narrower, "train": {**TRAIN, "steps": 1}}))
+    third = tmp_path / "third"
+    argv = ["train", "--config", str(transfer), "--init-checkpoint", str(source),
+            "--out", str(third), *common]  # fmt: skip
+    assert main(argv) == 0
+    assert load_config(third / "checkpoint-0000001").backbone.fpn_channels == 8
+    moved = safetensors.torch.load_file(third / "checkpoint-0000001" / "model.safetensors")
+    stem = "backbone.body.conv1.weight"  # the stem of the ResNet fits: copied, then one step
+    assert (moved[stem] - before[stem]).abs().max() < 0.01 < before[stem].abs().max()
 
 
 def test_bad_input_is_one_line_with_exit_code_2(mini, config_file, tmp_path, capsys) -> None:

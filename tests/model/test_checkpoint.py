@@ -13,6 +13,7 @@ from cad_perception.model.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     load_config,
+    load_matching_weights,
     load_model,
     load_optimizer_state,
     load_torchvision_maskrcnn_weights,
@@ -80,6 +81,33 @@ def test_refuses_config_mismatch(saved) -> None:
     other = Roca(config=dataclasses.replace(mini_config(), roi_size=8))
     with pytest.raises(CheckpointError, match=r"model.roi_size: checkpoint 16, network 8"):
         load_weights(other, path)
+
+
+def test_matching_weights_transfer_what_fits_another_configuration(saved) -> None:
+    source, path = saved
+    narrower = dataclasses.replace(
+        mini_config(), backbone=dataclasses.replace(mini_config().backbone, fpn_channels=8)
+    )
+    target = model(1, narrower)
+    before = {key: value.clone() for key, value in target.state_dict().items()}
+    report = load_matching_weights(target, path)
+    after, stored = target.state_dict(), source.state_dict()
+    # the ResNet body keeps its shapes and is copied; the narrower pyramid is not
+    body = [key for key in after if key.startswith("backbone.body.") and "num_batches" not in key]
+    assert body and all(key in report.loaded for key in body)
+    assert all(torch.equal(after[key], stored[key]) for key in body)
+    fpn = "backbone.fpn.inner_blocks.0.0.weight"
+    assert fpn in report.skipped and "shape" in report.skipped[fpn]
+    assert torch.equal(after[fpn], before[fpn])
+
+
+def test_matching_weights_refuse_a_checkpoint_where_nothing_fits(tmp_path) -> None:
+    path = save_checkpoint(tmp_path / "other", model(0))
+    weights = safetensors.torch.load_file(path / WEIGHTS_FILE)
+    renamed = {f"renamed.{key}": value for key, value in weights.items()}
+    safetensors.torch.save_file(renamed, path / WEIGHTS_FILE)
+    with pytest.raises(CheckpointError, match="no tensor of the checkpoint fits"):
+        load_matching_weights(model(0), path)
 
 
 def rewrite_weights(path, change) -> None:
