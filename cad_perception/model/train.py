@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from cad_perception.cad.database import CadDatabase
-from cad_perception.model.augment import AugmentConfig, augment_images
+from cad_perception.model.augment import AugmentConfig, augment_images, replace_backgrounds
 from cad_perception.model.checkpoint import (
     load_config,
     load_matching_weights,
@@ -324,9 +324,18 @@ def _train_step(
 ) -> dict[str, float]:
     """One optimiser step on one batch; returns the network's (weighted) losses as floats."""
     batch = make_batch(items, cads, step_generator(config.seed, step, _STREAM_NEGATIVES))
-    images = augment_images(
-        batch.images, config.augment, step_generator(config.seed, step, _STREAM_AUGMENT)
-    )
+    generator = step_generator(config.seed, step, _STREAM_AUGMENT)
+    images = augment_images(batch.images, config.augment, generator)
+    if config.augment.background_probability > 0:
+        images, depths = replace_backgrounds(
+            images,
+            [target["masks"] for target in batch.targets],
+            [target["depth"] for target in batch.targets],
+            config.augment.background_probability,
+            generator,
+        )
+        targets = [t | {"depth": d} for t, d in zip(batch.targets, depths, strict=True)]
+        batch = batch._replace(targets=targets)
     batch = batch._replace(images=images).to(device)
     torch.manual_seed(int(step_generator(config.seed, step, _STREAM_GLOBAL).initial_seed()))
     for group in optimizer.param_groups:

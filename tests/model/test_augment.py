@@ -1,9 +1,17 @@
-"""Photometric augmentation: seeded, range-preserving, geometry-free, and each part active."""
+"""Augmentation: seeded, range-preserving, geometry-free, and each part active; random
+backgrounds replace exactly the pixels outside the object masks and forget their depth."""
 
 import pytest
 import torch
 
-from cad_perception.model.augment import AugmentConfig, augment_images, gaussian_blur, grey_image
+from cad_perception.model.augment import (
+    AugmentConfig,
+    augment_images,
+    gaussian_blur,
+    grey_image,
+    random_texture,
+    replace_backgrounds,
+)
 
 OFF = AugmentConfig(
     brightness=0, contrast=0, saturation=0, blur_probability=0, max_blur_sigma=0, noise_std=0
@@ -77,3 +85,63 @@ def test_rejects_bad_shapes_and_config() -> None:
         augment_images(torch.rand(3, 8, 8), OFF, torch.Generator())
     with pytest.raises(ValueError, match="brightness"):
         AugmentConfig(brightness=-1)
+    with pytest.raises(ValueError, match="background_probability"):
+        AugmentConfig(background_probability=1.5)
+
+
+def object_masks() -> list[torch.Tensor]:
+    """Image 0: two boxes; image 1: one box; image 2: no object."""
+    masks = [torch.zeros(2, 24, 32, dtype=torch.bool), torch.zeros(1, 24, 32, dtype=torch.bool)]
+    masks[0][0, 2:10, 3:12] = True
+    masks[0][1, 12:20, 15:30] = True
+    masks[1][0, 5:22, 8:25] = True
+    return [*masks, torch.zeros(0, 24, 32, dtype=torch.bool)]
+
+
+def test_backgrounds_change_only_outside_the_masks_and_lose_their_depth() -> None:
+    depths = [torch.full((24, 32), 2.0 + b) for b in range(3)]
+    out, new_depths = replace_backgrounds(
+        images(), object_masks(), depths, 1.0, torch.Generator().manual_seed(3)
+    )
+    for b, masks in enumerate(object_masks()):
+        inside = masks.any(dim=0)
+        assert torch.equal(out[b][:, inside], images()[b][:, inside])
+        changed = (out[b] != images()[b]).any(dim=0)
+        assert changed[~inside].float().mean() > 0.95  # a new texture nearly everywhere else
+        assert torch.all(new_depths[b][~inside] == 0)
+        assert torch.all(new_depths[b][inside] == 2.0 + b)
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.all(depths[0] == 2.0)  # the inputs are not modified
+
+
+def test_backgrounds_follow_the_probability_and_the_seed() -> None:
+    depths = [torch.ones(24, 32)] * 3
+    same, same_depths = replace_backgrounds(
+        images(), object_masks(), depths, 0.0, torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(same, images())
+    assert all(torch.equal(d, torch.ones(24, 32)) for d in same_depths)
+    first, again = (
+        replace_backgrounds(images(), object_masks(), depths, 0.5, torch.Generator().manual_seed(5))
+        for _ in range(2)
+    )
+    assert torch.equal(first[0], again[0])
+    replaced = [
+        not torch.equal(
+            replace_backgrounds(
+                images(), object_masks(), depths, 0.5, torch.Generator().manual_seed(seed)
+            )[0][2],
+            images()[2],
+        )
+        for seed in range(40)
+    ]
+    assert 8 <= sum(replaced) <= 32  # about half the time
+
+
+def test_random_textures_vary_in_scale_and_stay_in_range() -> None:
+    generator = torch.Generator().manual_seed(0)
+    textures = [random_texture(48, 64, generator) for _ in range(20)]
+    assert all(t.shape == (3, 48, 64) and t.min() >= 0 and t.max() <= 1 for t in textures)
+    roughness = [float((t[:, :, 1:] - t[:, :, :-1]).abs().mean()) for t in textures]
+    assert max(roughness) > 1.5 * min(roughness)  # smooth fields and busy patterns
+    assert not torch.equal(textures[0], textures[1])

@@ -157,3 +157,16 @@ def test_train_config_validation() -> None:
         TrainConfig(amp=True)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         TrainConfig(steps=0)
+
+
+def test_random_backgrounds_take_part_in_training(mini, tmp_path) -> None:
+    data_dir, db_path = mini
+    losses = []
+    for probability in (0.0, 1.0):
+        augment = dataclasses.replace(CONFIG.augment, background_probability=probability)
+        config = dataclasses.replace(CONFIG, steps=2, augment=augment)
+        out_dir = tmp_path / f"p{probability}"
+        result = train(mini_config(), config, data_dir, db_path, out_dir, progress=False)
+        losses.append(result.losses)
+    assert all(torch.isfinite(torch.tensor(run)).all() for run in losses)
+    assert losses[0][0] != losses[1][0]  # same seed and batch: only the backgrounds differ
