@@ -6,6 +6,7 @@ import json
 
 from cad_perception.cli._defaults import add_db_argument, add_model_argument, db_dir, model_dir
 from cad_perception.cli._output import EXIT_OK, non_negative_float, positive_int, table, write
+from cad_perception.engine.factory import BACKENDS
 from cad_perception.pipeline.evaluate import DEFAULT_SCORE_THRESHOLD, evaluate
 
 
@@ -24,7 +25,14 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="lowest detection score scored (default: %(default)s)",
     )
     parser.add_argument("--limit", type=positive_int, help="only the first N images")
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="run the eager network (torch, default: every metric) or the engine a robot "
+        "deploys (no NOC / depth errors)",
+    )
+    parser.add_argument("--device", default="cpu", help="device (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_eval)
 
@@ -38,6 +46,7 @@ def _eval(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         limit=args.limit,
         device=args.device,
+        backend=args.backend,
         progress=not args.quiet,
     )
     if args.json:

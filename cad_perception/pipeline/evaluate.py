@@ -1,6 +1,9 @@
 """`cad-perception eval`: run a model over a dataset in the ROCA layout and measure it.
 
-The network runs eagerly (torch) on every image at the dataset's size, its detections retrieve
+The network runs eagerly (torch, the default) or through an inference backend (onnxruntime,
+tensorrt: the engine a robot deploys, exported at the dataset's image size) on every image. The
+engines return detections only, so their reports have no NOC and depth errors (None). The
+detections retrieve
 CADs from the database under the model's encoder, and the predictions go through ROCA's 3D NMS
 to the Scan2CAD scorer (scene = image id). Besides the scorer's accuracies the report holds
 detection AP50, the median translation / rotation / scale errors of detections matched to a GT
@@ -11,7 +14,7 @@ category (matched detections whose nearest CAD is the GT's).
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from cad_perception.cad.database import CadDatabase
+from cad_perception.engine.backend import Backend
+from cad_perception.engine.factory import create_backend
 from cad_perception.eval.detection import ImageDetections, match_boxes, mean_average_precision
 from cad_perception.eval.nms import nms_3d
 from cad_perception.eval.pose_errors import rotation_errors_deg, scale_errors
@@ -47,10 +52,23 @@ def evaluate(
     score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     limit: int | None = None,
     device: str = "cpu",
+    backend: str = "torch",
     progress: bool = True,
 ) -> dict[str, Any]:
     """The evaluation report (JSON-able dict; module docstring) of the model in `model_dir`
-    on the first `limit` (default all) images of the dataset in `data_dir`."""
+    on the first `limit` (default all) images of the dataset in `data_dir`, run by `backend`
+    ("torch": the eager network; "onnxruntime", "tensorrt", "auto": engine/factory.py)."""
+    if backend != "torch":
+        return _evaluate_engine(
+            model_dir,
+            db_dir,
+            data_dir,
+            backend=backend,
+            score_threshold=score_threshold,
+            limit=limit,
+            device=device,
+            progress=progress,
+        )
     model = load_model(model_dir, device)
 
     @torch.no_grad()
@@ -68,7 +86,71 @@ def evaluate(
         limit=limit,
         progress=progress,
     )
-    return report | {"model": str(model_dir)}
+    return report | {"model": str(model_dir), "backend": "torch"}
+
+
+def _evaluate_engine(
+    model_dir: str | Path,
+    db_dir: str | Path,
+    data_dir: str | Path,
+    *,
+    backend: str,
+    score_threshold: float,
+    limit: int | None,
+    device: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """`evaluate` through an inference backend built for the dataset's image size."""
+    size = dataset_image_size(RocaDataset(data_dir).annotations.images, data_dir)
+    engine = create_backend(model_dir, backend, device=device, input_size=size)
+    report = evaluate_predictions(
+        lambda item: engine_prediction(engine, item),
+        db_dir,
+        data_dir,
+        categories=engine.categories,
+        encoder=engine.encoder,
+        score_threshold=score_threshold,
+        limit=limit,
+        progress=progress,
+    )
+    return report | {"model": str(model_dir), "backend": engine.name}
+
+
+def dataset_image_size(images: Sequence[Any], where: str | Path) -> tuple[int, int]:
+    """The (H, W) that every image entry (with .height, .width) of a dataset has; ValueError if
+    they differ, since an engine runs one input size."""
+    sizes = sorted({(image.height, image.width) for image in images})
+    if len(sizes) != 1:
+        raise ValueError(
+            f"{where}: an engine runs one input size, the dataset has {sizes}; "
+            "evaluate with --backend torch"
+        )
+    return sizes[0]
+
+
+def engine_prediction(engine: Backend, item: dict) -> RocaOutput:
+    """The detections of `engine` on a dataset item's image as a RocaOutput (no NOCs and no
+    depth map: those fields are None)."""
+    out = engine(item["image"].numpy(), item["K"].numpy())
+    rows = slice(0, out.count)
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array[rows]))
+
+    return RocaOutput(
+        boxes=tensor(out.boxes),
+        scores=tensor(out.scores),
+        classes=tensor(out.classes),
+        batch_index=torch.zeros(out.count, dtype=torch.int64),
+        masks=tensor(out.masks)[:, None],
+        R=tensor(out.R),
+        t=tensor(out.t),
+        s=tensor(out.s),
+        alignment_valid=tensor(out.valid),
+        noc=None,
+        embeddings=tensor(out.embeddings),
+        depth=None,
+    )
 
 
 def evaluate_predictions(
@@ -127,14 +209,14 @@ def evaluate_predictions(
                     continue
                 index = int(kept[row])
                 matched_errors.append(_pose_errors(out, index, item, gt))
-                noc_error = _noc_error(out, index, item, gt)
+                noc_error = None if out.noc is None else _noc_error(out, index, item, gt)
                 if noc_error is not None:
                     noc_errors.append(noc_error)
                 category = categories[int(out.classes[index]) - 1]
                 hits = retrieval_hits.setdefault(category, [])
                 hits.append(cad_ids[row] == item["cad_ids"][gt])
             valid = item["depth"] > 0
-            if valid.any():
+            if out.depth is not None and valid.any():
                 depth_errors.append(float((out.depth[0, 0] - item["depth"])[valid].abs().mean()))
     elapsed = time.perf_counter() - started
     image_ids = {str(image.id) for image in dataset.annotations.images[:count]}

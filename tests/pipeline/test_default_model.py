@@ -4,13 +4,17 @@ untrained or swapped model fails here.
 On these 16 scenes (score threshold 0.05) the shipped early checkpoint measured detection AP50
 21 % with 23 of 42 objects matched; a seeded untrained network of the same configuration gets
 0 % and matches none. Its alignment accuracy is still 0 % (models/default/README.md), so the
-floors are on detection; raise them, and add alignment floors, as the model improves."""
+floors are on detection; raise them, and add alignment floors, as the model improves.
+
+The same scenes through the onnxruntime engine (exported into a temporary cache) must score
+like the eager network: the deployed engine is what robots run."""
 
 from pathlib import Path
 
 import pytest
 
 from cad_perception.cad.database import CadDatabase
+from cad_perception.engine.factory import CACHE_ENV
 from cad_perception.pipeline.defaults import default_model_dir, ensure_default_db
 from cad_perception.pipeline.evaluate import evaluate
 from cad_perception.synth.dataset import write_dataset
@@ -29,7 +33,8 @@ FLOORS = {
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(model folder, default database, dataset folder) of the test scenes."""
     try:
         model_dir = default_model_dir()
     except FileNotFoundError as err:
@@ -45,13 +50,38 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
             split="train",
         )
         write_dataset(frames, data_dir, progress=False)
-    return evaluate(model_dir, db_dir, data_dir, score_threshold=0.05, progress=False)
+    return Path(model_dir), Path(db_dir), data_dir
+
+
+@pytest.fixture(scope="module")
+def report(scenes: tuple[Path, Path, Path]) -> dict:
+    return evaluate(*scenes, score_threshold=0.05, progress=False)
 
 
 def test_shipped_model_is_above_the_floor(report: dict) -> None:
     assert report["gt_objects"] >= SCENES
     for key, floor in FLOORS.items():
         assert report[key] >= floor, f"{key} {report[key]:.1f} is below the floor {floor}"
+
+
+def test_onnxruntime_engine_scores_like_the_eager_network(
+    scenes: tuple[Path, Path, Path], report: dict, tmp_path: Path
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+        engine = evaluate(*scenes, score_threshold=0.05, backend="onnxruntime", progress=False)
+    assert engine["backend"] == "onnxruntime" and report["backend"] == "torch"
+    assert engine["noc_l1_error"] is None and engine["depth_abs_error_m"] is None
+    assert abs(engine["matched_objects"] - report["matched_objects"]) <= 1
+    assert engine["detection_ap50"] == pytest.approx(report["detection_ap50"], abs=1.0)
+    assert engine["median_translation_error_m"] == pytest.approx(
+        report["median_translation_error_m"], abs=0.01
+    )
+    assert engine["median_rotation_error_deg"] == pytest.approx(
+        report["median_rotation_error_deg"], abs=1.0
+    )
+    for key in ("class_avg", "instance_avg", "retrieval_class_avg"):
+        assert engine[key] == pytest.approx(report[key], abs=2.0), key
 
 
 def test_shipped_model_files_are_small_and_safe() -> None:

@@ -3,6 +3,7 @@ the real network runs through the CLI."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,12 +11,13 @@ import torch
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cli import main
+from cad_perception.engine.factory import CACHE_ENV
 from cad_perception.model.alignment_head import roi_pixel_coordinates
 from cad_perception.model.checkpoint import cad_encoder_key, save_checkpoint
 from cad_perception.model.embed import embed_database
 from cad_perception.model.outputs import RocaOutput
 from cad_perception.model.roca import Roca
-from cad_perception.pipeline.evaluate import evaluate_predictions
+from cad_perception.pipeline.evaluate import dataset_image_size, evaluate_predictions
 from tests.model.mini_dataset import build_mini_dataset, mini_config
 
 ROI = 16
@@ -130,5 +132,28 @@ def test_cli_runs_the_network_and_writes_json(setup, tmp_path: Path, capsys) -> 
                 "per_class", "detection_ap50", "median_rotation_error_deg", "noc_l1_error",
                 "depth_abs_error_m", "retrieval_top1"):  # fmt: skip
         assert key in report
-    assert report["images"] == 3
+    assert report["images"] == 3 and report["backend"] == "torch"
     assert "class avg" in capsys.readouterr().out
+
+
+def test_cli_runs_an_engine(setup, tmp_path: Path, monkeypatch) -> None:
+    data_dir, db_path, _, model_dir = setup
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    out = tmp_path / "report.json"
+    code = main(
+        ["eval", "--model", str(model_dir), "--db", str(db_path), "--data", str(data_dir),
+         "--backend", "onnxruntime", "--json", str(out), "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["backend"] == "onnxruntime" and report["images"] == 3
+    assert report["depth_abs_error_m"] is None
+    assert list((tmp_path / "cache").iterdir())  # exported there, not into the user's cache
+
+
+def test_engines_need_one_image_size() -> None:
+    images = [SimpleNamespace(height=240, width=320), SimpleNamespace(height=240, width=320)]
+    assert dataset_image_size(images, "data") == (240, 320)
+    images.append(SimpleNamespace(height=480, width=640))
+    with pytest.raises(ValueError, match=r"data: an engine runs one input size.*--backend torch"):
+        dataset_image_size(images, "data")
