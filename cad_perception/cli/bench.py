@@ -35,7 +35,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         dest="backends",
         nargs="+",
         choices=BACKENDS[1:],
-        default=["torch", "onnxruntime"],
+        default=["torch", "onnxruntime", "onnxruntime-int8"],
         help="pipeline backends, measured in this order (default: %(default)s)",
     )
     parser.add_argument("--device", help="cpu or cuda (default: the backend's choice)")

@@ -16,7 +16,7 @@ class Backend(Protocol):
     """Runs the exported-shape network on one image (see the module docstring)."""
 
     name: str
-    """"torch", "onnxruntime" or "tensorrt"."""
+    """"torch", "onnxruntime", "onnxruntime-int8" or "tensorrt"."""
     input_size: tuple[int, int]
     """(H, W) of the images the engine takes."""
     categories: tuple[str, ...]

@@ -7,9 +7,12 @@ checkpoint they export it on first use into the cache folder
 
     <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>/
 
-and reuse that export afterwards (a TensorRT engine is then cached inside it). cache_dir
-defaults to $CAD_PERCEPTION_CACHE, else ~/.cache/cad_perception. Backend "auto" picks tensorrt
-when it imports and CUDA is available, else onnxruntime, else torch.
+and reuse that export afterwards (a TensorRT engine is then cached inside it). Backend
+"onnxruntime-int8" runs an INT8 export (engine/quantize.py): an exported folder of precision
+int8, or for a checkpoint its cached export quantised on first use into `<export>-int8/`,
+calibrated on synthetic scenes. cache_dir defaults to $CAD_PERCEPTION_CACHE, else
+~/.cache/cad_perception. Backend "auto" picks tensorrt when it imports and CUDA is available,
+else onnxruntime (float32: INT8 trades accuracy, so only asking for it gives it), else torch.
 """
 
 import importlib.util
@@ -33,7 +36,8 @@ from cad_perception.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-int8", "torch")
+INT8_BACKEND = "onnxruntime-int8"
 CACHE_ENV = "CAD_PERCEPTION_CACHE"
 """Environment variable naming the cache folder of exports and engines."""
 
@@ -92,7 +96,17 @@ def create_backend(
                 f"({WEIGHTS_FILE} + {CONFIG_FILE}), not an exported engine"
             )
         return TorchBackend.from_checkpoint(model_dir, input_size=input_size, device=device)
-    engine_dir = model_dir if exported else cached_export(model_dir, input_size, cache_dir)
+    if name == INT8_BACKEND:
+        engine_dir = model_dir if exported else cached_int8(model_dir, input_size, cache_dir)
+        if read_sidecar(engine_dir).precision != "int8":
+            raise EngineError(
+                f"{engine_dir}: a float32 export; {INT8_BACKEND} needs `cad-perception export "
+                "--int8` (or give the checkpoint folder)"
+            )
+    else:
+        engine_dir = model_dir if exported else cached_export(model_dir, input_size, cache_dir)
+        if name == "tensorrt" and read_sidecar(engine_dir).precision != "fp32":
+            raise EngineError(f"{engine_dir}: tensorrt builds from a float32 export, not INT8")
     return ENGINE_BACKENDS[name](engine_dir, input_size, device)
 
 
@@ -112,7 +126,11 @@ def _tensorrt_backend(
     return TensorRTBackend(engine_dir, input_size=input_size, device=device or "cuda")
 
 
-ENGINE_BACKENDS = {"onnxruntime": _onnxruntime_backend, "tensorrt": _tensorrt_backend}
+ENGINE_BACKENDS = {
+    "onnxruntime": _onnxruntime_backend,
+    INT8_BACKEND: _onnxruntime_backend,
+    "tensorrt": _tensorrt_backend,
+}
 """Backends over an exported folder: name -> constructor (engine_dir, input_size, device)."""
 
 
@@ -132,6 +150,27 @@ def cached_export(
         return engine_dir
     logger.info("exporting %s into the cache %s (first use)", model_dir, engine_dir)
     export_onnx(model_dir, engine_dir, input_size=(height, width), opset=opset)
+    return engine_dir
+
+
+def cached_int8(
+    model_dir: Path,
+    input_size: tuple[int, int] | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """The INT8 export of a checkpoint in the cache (its float32 export quantised on synthetic
+    calibration scenes), made on first use; returns its folder."""
+    from cad_perception.engine.quantize import quantize_int8, synthetic_calibration
+
+    float_dir = cached_export(model_dir, input_size, cache_dir)
+    engine_dir = float_dir.with_name(float_dir.name + "-int8")
+    digest = checkpoint_sha256(model_dir)
+    if _is_export_of(engine_dir, digest) and read_sidecar(engine_dir).precision == "int8":
+        logger.info("reusing the INT8 export %s of %s", engine_dir, model_dir)
+        return engine_dir
+    logger.info("quantising %s into the cache %s (first use)", float_dir, engine_dir)
+    info = read_sidecar(float_dir)
+    quantize_int8(float_dir, engine_dir, synthetic_calibration(info.input_size))
     return engine_dir
 
 

@@ -49,6 +49,8 @@ class OnnxBackend:
         device "cpu" or "cuda" (default: CUDA when onnxruntime offers it); threads: intra-op
         threads (default: onnxruntime's choice, one per core)."""
         self.info = read_engine_folder(engine_dir, input_size)
+        if self.info.precision == "int8":
+            self.name = "onnxruntime-int8"
         self.input_size = self.info.input_size
         self.categories = self.info.categories
         self.encoder = self.info.encoder

@@ -5,7 +5,10 @@ An exported folder holds
     model.onnx    the graph (engine/export.py)
     model.json    {"format": 1, "input_size": [H, W], "categories": [...], "encoder": [name,
                   version], "opset": 17, "max_detections": D, "roi_size": S,
-                  "embedding_dim": E, "checkpoint_sha256": "..."}
+                  "embedding_dim": E, "checkpoint_sha256": "...", "precision": "fp32"}
+
+"precision" is "fp32" (engine/export.py) or "int8" (engine/quantize.py); sidecars written
+before it existed are fp32.
 
 Reading validates every field and raises EngineError naming the file and what is wrong.
 """
@@ -21,6 +24,7 @@ from cad_perception.engine.errors import EngineError
 ONNX_FILE = "model.onnx"
 SIDECAR_FILE = "model.json"
 SIDECAR_FORMAT = 1
+PRECISIONS = ("fp32", "int8")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +45,8 @@ class EngineInfo:
     """E, the length of the embeddings."""
     checkpoint_sha256: str
     """sha256 of the source checkpoint's model.safetensors + config.json (checkpoint_sha256)."""
+    precision: str = "fp32"
+    """One of PRECISIONS: the arithmetic of the graph's heavy layers."""
 
 
 def write_sidecar(directory: Path, info: EngineInfo) -> Path:
@@ -80,6 +86,7 @@ def read_sidecar(directory: Path) -> EngineInfo:
             roi_size=_positive_ints(data, "roi_size")[0],
             embedding_dim=_positive_ints(data, "embedding_dim")[0],
             checkpoint_sha256=_string(data, "checkpoint_sha256"),
+            precision=_precision(data),
         )
     except ValueError as err:
         raise EngineError(f"{path}: {err}; re-export the model") from err
@@ -129,6 +136,14 @@ def _strings(data: dict[str, Any], name: str, count: int | None = None) -> tuple
         expected = f"{count} non-empty strings" if count else "a list of non-empty strings"
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return tuple(value)
+
+
+def _precision(data: dict[str, Any]) -> str:
+    """data["precision"], one of PRECISIONS ("fp32" when absent)."""
+    value = data.get("precision", "fp32")
+    if value not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {value!r}")
+    return value
 
 
 def _string(data: dict[str, Any], name: str) -> str:

@@ -14,7 +14,7 @@ from rclpy.node import Node
 
 from cad_perception.ros.errors import ParameterError
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-int8", "torch")
 QOS_CHOICES = ("sensor_data", "reliable")
 
 Value = str | float | int | bool

@@ -1,4 +1,5 @@
-"""`cad-perception export` end to end: a loadable graph and sidecar, clear errors."""
+"""`cad-perception export` end to end: a loadable graph and sidecar (float32 or INT8), clear
+errors."""
 
 import json
 
@@ -9,7 +10,8 @@ from cad_perception.cli import main
 from cad_perception.engine.onnx_backend import OnnxBackend
 from cad_perception.model.checkpoint import save_checkpoint
 from cad_perception.model.roca import Roca
-from tests.model.mini_dataset import mini_config
+from cad_perception.synth.dataset import RocaDataset
+from tests.model.mini_dataset import build_mini_dataset, mini_config
 
 
 def test_export_writes_a_graph_the_onnx_backend_runs(tmp_path, capsys):
@@ -39,3 +41,20 @@ def test_export_refuses_bad_sizes(tmp_path, size, capsys):
         main(["export", "--model", str(tmp_path), "--out", str(tmp_path), "--size", size])
     assert exit_info.value.code == 2
     assert "expected HxW" in capsys.readouterr().err
+
+
+def test_export_int8_calibrates_on_a_dataset_or_synthetic_scenes(tmp_path, capsys):
+    torch.manual_seed(0)
+    model_dir = save_checkpoint(tmp_path / "model", Roca(config=mini_config()))
+    data_dir, _ = build_mini_dataset(tmp_path / "mini", scenes=2, seed=1)
+    size = "x".join(str(side) for side in RocaDataset(data_dir)[0]["image"].shape[1:])
+    common = ["export", "--model", str(model_dir), "--size", size, "--int8"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--calibration", str(data_dir)]) == 0
+    assert main([*common, "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out.count(", int8, ") == 2
+    for name in ("a", "b"):
+        assert OnnxBackend(tmp_path / name).name == "onnxruntime-int8"
+    code = main(["export", "--model", str(model_dir), "--out", str(tmp_path / "c"),
+                 "--calibration", str(data_dir)])  # fmt: skip
+    assert code == 2
+    assert "--calibration only applies with --int8" in capsys.readouterr().err

@@ -24,7 +24,7 @@ SIZE = (64, 96)
 
 
 def test_backend_names():
-    assert BACKENDS == ("auto", "tensorrt", "onnxruntime", "torch")
+    assert BACKENDS == ("auto", "tensorrt", "onnxruntime", "onnxruntime-int8", "torch")
     assert resolve_backend("torch") == "torch"
     assert resolve_backend("auto", "cpu") == "onnxruntime"  # TensorRT never runs on the CPU
     with pytest.raises(EngineError, match="unknown backend 'tflite'; choose one of auto"):

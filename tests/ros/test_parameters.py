@@ -36,7 +36,10 @@ def test_integer_for_a_number_is_accepted_as_float():
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"backend": "cuda"}, "backend must be one of auto, tensorrt, onnxruntime, torch"),
+        (
+            {"backend": "cuda"},
+            "backend must be one of auto, tensorrt, onnxruntime, onnxruntime-int8, torch",
+        ),
         ({"qos": "best_effort"}, "qos must be one of sensor_data, reliable"),
         ({"score_threshold": 1.5}, "score_threshold must be a number in [0, 1], got 1.5"),
         ({"score_threshold": "abc"}, "score_threshold must be a number in [0, 1], got 'abc'"),
