@@ -13,13 +13,24 @@ import sys
 from collections.abc import Sequence
 
 from cad_perception.cad.errors import CadError
-from cad_perception.cli import bench, db, evaluate, export, infer, replay, score, synth, train
+from cad_perception.cli import (
+    bench,
+    db,
+    evaluate,
+    export,
+    import_roca,
+    infer,
+    replay,
+    score,
+    synth,
+    train,
+)
 from cad_perception.cli._output import EXIT_BAD_INPUT, PROG, write
 from cad_perception.eval.errors import EvalError
 from cad_perception.model.errors import ModelError
 from cad_perception.synth.errors import SynthError
 
-COMMANDS = (db, synth, train, evaluate, infer, replay, export, score, bench)
+COMMANDS = (db, synth, import_roca, train, evaluate, infer, replay, export, score, bench)
 """Subcommand modules, in the order `--help` lists them."""
 
 USER_ERRORS: tuple[type[Exception], ...] = (

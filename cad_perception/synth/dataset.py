@@ -38,6 +38,7 @@ from cad_perception.synth.annotations import (
     coco_categories,
     load_annotations,
 )
+from cad_perception.synth.depth_nocs import nocs_from_depth
 from cad_perception.synth.errors import DatasetError
 from cad_perception.synth.frame import Frame, FrameObject
 
@@ -197,7 +198,9 @@ class RocaDataset(Dataset):
         image (3, H, W) RGB in [0, 1] (if load_rgb);
         depth (H, W) z-depth in metres, 0 = no hit (if load_depth);
         noc (3, H, W) canonical x, y, z, 0 off-object, and noc_mask (H, W) bool, True where
-          the NOC is valid (and, with load_instance, on an object) (if load_noc);
+          the NOC is valid (and, with load_instance, on an object) (if load_noc; an image
+          without a noc_file gets them from its depth, instance map and poses, as ROCA's
+          renderings need: synth/depth_nocs.py);
         instance (H, W) int64 instance map, 0 = background (if load_instance);
         K (3, 3) intrinsics;
         annotation_ids (N,) int64, labels (N,) int64 category ids, instances (N,) int64 values
@@ -226,8 +229,11 @@ class RocaDataset(Dataset):
         source = self.annotations.path
         for index, image in enumerate(self.annotations.images):
             for key, wanted in self._loads.items():
-                if wanted and getattr(image, key) is None:
-                    raise DatasetError(f"{source}: image {index} (id {image.id}): missing {key!r}")
+                if not wanted or getattr(image, key) is not None:
+                    continue
+                if key == "noc_file" and image.depth_file and image.instance_file:
+                    continue  # NOCs follow from depth, instance map and poses (depth_nocs.py)
+                raise DatasetError(f"{source}: image {index} (id {image.id}): missing {key!r}")
         if not load_instance:
             for annotation in self.annotations.annotations:
                 if annotation.segmentation is None:
@@ -255,10 +261,15 @@ class RocaDataset(Dataset):
         if self._loads["file_name"]:
             rgb = self._read(image, "file_name", encoding.read_rgb)
             item["image"] = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+        depth = None
         if self._loads["depth_file"]:
-            item["depth"] = torch.from_numpy(self._read(image, "depth_file", encoding.read_depth))
+            depth = self._read(image, "depth_file", encoding.read_depth)
+            item["depth"] = torch.from_numpy(depth)
         if self._loads["noc_file"]:
-            noc = self._read(image, "noc_file", encoding.read_noc)
+            if image.noc_file is not None:
+                noc = self._read(image, "noc_file", encoding.read_noc)
+            else:
+                noc = self._derived_nocs(image, annotations, depth, instance)
             mask = np.isfinite(noc).all(axis=-1)
             if instance is not None:
                 mask &= instance > 0
@@ -266,6 +277,30 @@ class RocaDataset(Dataset):
             item["noc_mask"] = torch.from_numpy(mask)
         item.update(self._targets(image, annotations, instance))
         return item
+
+    def _derived_nocs(
+        self,
+        image: ImageInfo,
+        annotations: list[AnnotationInfo],
+        depth: np.ndarray | None,
+        instance: np.ndarray | None,
+    ) -> np.ndarray:
+        """(H, W, 3) NOCs of an image without a NOC file, from its depth, instance map and
+        annotated poses (NaN off the annotated objects)."""
+        if depth is None:
+            depth = self._read(image, "depth_file", encoding.read_depth)
+        if instance is None:
+            instance = self._read(image, "instance_file", encoding.read_instance)
+        q = torch.tensor([a.q for a in annotations], dtype=torch.float64).reshape(-1, 4)
+        return nocs_from_depth(
+            depth,
+            instance,
+            image.K,
+            np.array([a.instance for a in annotations]),
+            quaternion_to_matrix(q).numpy(),
+            np.array([a.t for a in annotations], dtype=np.float64).reshape(-1, 3),
+            np.array([a.s for a in annotations], dtype=np.float64).reshape(-1, 3),
+        )
 
     def _read(self, image: ImageInfo, key: str, reader: Callable[[Path], np.ndarray]) -> np.ndarray:
         """The decoded file `key` of an image, checked to have the image's size."""

@@ -302,7 +302,10 @@ def test_wrong_size_png_is_named(copy_dir):
         (lambda d: d["annotations"][0].pop("t"), r"missing field 't'"),
         (lambda d: d["images"][0].update(height="120"), r"image 0: field 'height'"),
         (lambda d: d["images"][0].update(intrinsics=[[1, 0], [0, 1]]), r"field 'intrinsics'"),
-        (lambda d: d["images"][0].pop("noc_file"), r"image 0 \(id 1\): missing 'noc_file'"),
+        (  # without a NOC file the NOCs need the instance map (and depth) to be derived
+            lambda d: [d["images"][0].pop(key) for key in ("noc_file", "instance_file")],
+            r"image 0 \(id 1\): missing 'noc_file'",
+        ),
         (lambda d: d["categories"].append({"id": 1, "name": "x"}), r"category 9: field 'id'"),
     ],
 )
