@@ -1,9 +1,9 @@
 """`cad-perception synth` and `synth-bag`: labelled datasets and rosbags from a CAD database."""
 
 import argparse
+import contextlib
 import itertools
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ from cad_perception.cli._output import EXIT_OK, image_size, positive_int, write
 from cad_perception.synth.bag import write_bag
 from cad_perception.synth.dataset import dataset_to_records, write_dataset
 from cad_perception.synth.encoding import write_rgb
-from cad_perception.synth.frame import Frame
 from cad_perception.synth.generate import PathFrames, SceneFrames
+from cad_perception.synth.parallel import available_cpus
 from cad_perception.synth.preview import contact_sheet
 from cad_perception.synth.scene import SPLITS, SceneConfig
 
@@ -69,6 +69,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="PNG",
         help=f"also write the first {PREVIEW_FRAMES} frames as RGB | depth | NOC | instance rows",
     )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=available_cpus(),
+        metavar="N",
+        help="processes rendering frames; 1 renders in this process "
+        "(default: the CPUs this process may use, here %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -79,6 +87,7 @@ def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
         "config": SceneConfig(image_size=args.size),
         "split": args.split,
         "unseen_cads": args.unseen_cads,
+        "workers": args.workers,
     }
 
 
@@ -111,8 +120,10 @@ def _synth_bag(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write_preview(frames: Iterable[Frame], path: str | None) -> None:
-    """Re-render the first frames (the streams are seeded, so they are the written ones)."""
+def _write_preview(frames: SceneFrames | PathFrames, path: str | None) -> None:
+    """Re-render the first frames (the streams are seeded, so they are the written ones); the
+    stream is closed after them, which stops its worker processes."""
     if path:
-        write_rgb(path, contact_sheet(itertools.islice(frames, PREVIEW_FRAMES)))
+        with contextlib.closing(iter(frames)) as stream:
+            write_rgb(path, contact_sheet(itertools.islice(stream, PREVIEW_FRAMES)))
         write(f"preview: {path}")

@@ -13,6 +13,7 @@ so the ray parameter of a hit is its z-depth. Rays and meshes go to Open3D's Emb
 mesh coordinates of a hit are the barycentric interpolation of its triangle's mesh vertices.
 """
 
+import atexit
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -245,6 +246,11 @@ def _cached_rays(K_bytes: bytes, height: int, width: int) -> o3d.core.Tensor:
     rays[..., 4] = y
     rays[..., 5] = 1.0  # exactly, so that a hit's ray parameter is its z-depth
     return o3d.core.Tensor(rays)
+
+
+# Cached open3d tensors still alive when the interpreter exits make open3d report a leak and
+# turn the exit code into 1, so the cache is emptied first.
+atexit.register(_cached_rays.cache_clear)
 
 
 def _as_intrinsics(K: np.ndarray) -> np.ndarray:

@@ -33,6 +33,9 @@ def test_bench_writes_json_with_measured_figures(tmp_path, capsys):
     assert 1 <= synth["render"]["objects_placed_mean"] <= 10
     assert synth["render"]["frames_per_s"] > 0 and synth["render"]["median_ms"] > 0
     assert synth["dataset"]["scenes_per_s"] > 0 and synth["bag"]["frames_per_s"] > 0
+    throughput = synth["throughput"]
+    assert throughput["workers"] >= 1 and throughput["frames"] == 3
+    assert throughput["frames_per_s"] > 0 and throughput["first_frame_s"] > 0
 
 
 def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -74,3 +74,30 @@ def test_synth_bad_input_fails_cleanly(cad_db, tmp_path, capsys):
     assert main(["synth-bag", "--db", str(cad_db), "--out", str(bag), "--frames", "2",
                  "--quiet"]) == 2  # fmt: skip
     assert "bag" in capsys.readouterr().err
+
+
+def test_workers_write_the_same_dataset_and_bag_as_one_process(cad_db, tmp_path):
+    common = ["--db", str(cad_db), "--seed", "3", "--size", "60x80", "--quiet"]
+    for workers in ("1", "2"):
+        assert main(["synth", *common, "--out", str(tmp_path / f"data{workers}"),
+                     "--scenes", "3", "--workers", workers]) == 0  # fmt: skip
+        assert main(["synth-bag", *common, "--out", str(tmp_path / f"bag{workers}"),
+                     "--frames", "3", "--workers", workers]) == 0  # fmt: skip
+    files = sorted(p.relative_to(tmp_path / "data1") for p in (tmp_path / "data1").rglob("*.*"))
+    assert len(files) > 3 * 4  # annotations.json and rgb, depth, NOC, instance per image
+    for name in files:
+        assert (tmp_path / "data1" / name).read_bytes() == (tmp_path / "data2" / name).read_bytes()
+    one, two = list(read_bag(tmp_path / "bag1")), list(read_bag(tmp_path / "bag2"))
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+    assert (tmp_path / "bag1/ground_truth.json").read_text() == (
+        tmp_path / "bag2/ground_truth.json"
+    ).read_text()
+
+
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_synth_rejects_a_bad_worker_count(cad_db, workers, capsys):
+    with pytest.raises(SystemExit):
+        main(["synth", "--db", str(cad_db), "--out", "o", "--scenes", "1", "--workers", workers])
+    assert "--workers" in capsys.readouterr().err
