@@ -3,8 +3,9 @@ untrained or swapped model fails here.
 
 On these 16 scenes (score threshold 0.05) the shipped checkpoint (step 1800) measured detection
 AP50 34.5 % with 29 of 42 objects matched; a seeded untrained network (measured for the
-previous, wider configuration) got 0 % and matched none. Its alignment accuracy is still about 1 % (models/default/README.md),
-so the floors are on detection; raise them, and add alignment floors, as the model improves.
+previous, wider configuration) got 0 % and matched none. Its alignment accuracy is still about
+1 % (models/default/README.md), so the floors are on detection; raise them, and add alignment
+floors, as the model improves.
 
 The same scenes through the onnxruntime engines (float32 and INT8, exported into a temporary
 cache) must score like the eager network: the deployed engine is what robots run."""
