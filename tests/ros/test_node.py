@@ -282,7 +282,10 @@ def test_configure_fails_with_a_bad_parameter(ros_context, model_files, capfd):
     try:
         assert node.autostart()  # autostart false: nothing to do
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        message = "parameter backend must be one of auto, tensorrt, onnxruntime, torch, got 'cuda'"
+        message = (
+            "parameter backend must be one of auto, tensorrt, onnxruntime, onnxruntime-int8, "
+            "torch, got 'cuda'"
+        )
         assert message in capfd.readouterr().err
     finally:
         node.close()
