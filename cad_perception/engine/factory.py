@@ -164,12 +164,13 @@ def cached_int8(
 
     float_dir = cached_export(model_dir, input_size, cache_dir)
     engine_dir = float_dir.with_name(float_dir.name + "-int8")
-    digest = checkpoint_sha256(model_dir)
-    if _is_export_of(engine_dir, digest) and read_sidecar(engine_dir).precision == "int8":
+    info = read_sidecar(float_dir)  # its digest is the checkpoint's, just checked
+    if _is_export_of(engine_dir, info.checkpoint_sha256) and (
+        read_sidecar(engine_dir).precision == "int8"
+    ):
         logger.info("reusing the INT8 export %s of %s", engine_dir, model_dir)
         return engine_dir
     logger.info("quantising %s into the cache %s (first use)", float_dir, engine_dir)
-    info = read_sidecar(float_dir)
     quantize_int8(float_dir, engine_dir, synthetic_calibration(info.input_size))
     return engine_dir
 

@@ -119,15 +119,19 @@ def test_missing_embeddings_say_what_to_run(setup, tmp_path: Path) -> None:
         )
 
 
-def test_cli_runs_the_network_and_writes_json(setup, tmp_path: Path, capsys) -> None:
+def run_eval_cli(setup, out: Path, *options: str) -> dict:
+    """`cad-perception eval` of the setup's model and data with `options`; its JSON report."""
     data_dir, db_path, _, model_dir = setup
-    out = tmp_path / "report.json"
     code = main(
         ["eval", "--model", str(model_dir), "--db", str(db_path), "--data", str(data_dir),
-         "--score-threshold", "0", "--json", str(out), "--quiet"]
+         "--json", str(out), "--quiet", *options]
     )  # fmt: skip
     assert code == 0
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_cli_runs_the_network_and_writes_json(setup, tmp_path: Path, capsys) -> None:
+    report = run_eval_cli(setup, tmp_path / "report.json", "--score-threshold", "0")
     for key in ("class_avg", "instance_avg", "retrieval_class_avg", "retrieval_instance_avg",
                 "per_class", "detection_ap50", "median_rotation_error_deg", "noc_l1_error",
                 "depth_abs_error_m", "retrieval_top1"):  # fmt: skip
@@ -137,15 +141,8 @@ def test_cli_runs_the_network_and_writes_json(setup, tmp_path: Path, capsys) -> 
 
 
 def test_cli_runs_an_engine(setup, tmp_path: Path, monkeypatch) -> None:
-    data_dir, db_path, _, model_dir = setup
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    out = tmp_path / "report.json"
-    code = main(
-        ["eval", "--model", str(model_dir), "--db", str(db_path), "--data", str(data_dir),
-         "--backend", "onnxruntime", "--json", str(out), "--quiet"]
-    )  # fmt: skip
-    assert code == 0
-    report = json.loads(out.read_text())
+    report = run_eval_cli(setup, tmp_path / "report.json", "--backend", "onnxruntime")
     assert report["backend"] == "onnxruntime" and report["images"] == 3
     assert report["depth_abs_error_m"] is None
     assert list((tmp_path / "cache").iterdir())  # exported there, not into the user's cache
