@@ -10,9 +10,16 @@ from pathlib import Path
 
 from cad_perception.cad.bench import run_cad_benchmarks
 from cad_perception.cli._defaults import add_db_argument, add_model_argument, db_dir, model_dir
-from cad_perception.cli._output import EXIT_OK, image_size, positive_int, write
+from cad_perception.cli._output import (
+    EXIT_OK,
+    image_size,
+    non_negative_float,
+    positive_int,
+    write,
+)
 from cad_perception.engine.factory import BACKENDS
 from cad_perception.pipeline.bench import run_pipeline_benchmarks
+from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD
 from cad_perception.synth.bench import run_synth_benchmarks
 
 
@@ -44,6 +51,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--iters", type=positive_int, default=20, help="pipeline calls per backend (20)"
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=non_negative_float,
+        default=DEFAULT_SCORE_THRESHOLD,
+        help="the pipeline's (and the engine's) detection score threshold (%(default)s, as "
+        "infer and the node)",
     )
     parser.add_argument(
         "--shapenet",
@@ -87,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             size=args.size,
             iters=args.iters,
             device=args.device,
+            score_threshold=args.score_threshold,
         )
     if args.only in ("all", "cad"):
         results["cad"] = run_cad_benchmarks(

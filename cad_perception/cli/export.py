@@ -5,7 +5,13 @@ import argparse
 import functools
 import tempfile
 
-from cad_perception.cli._output import EXIT_OK, image_size, positive_int, write
+from cad_perception.cli._output import (
+    EXIT_OK,
+    image_size,
+    non_negative_float,
+    positive_int,
+    write,
+)
 from cad_perception.engine.export import DEFAULT_INPUT_SIZE, OPSET, export_onnx
 from cad_perception.engine.quantize import (
     dataset_calibration,
@@ -41,6 +47,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "--opset", type=positive_int, default=OPSET, help="ONNX opset (default: %(default)s)"
     )
     parser.add_argument(
+        "--score-threshold",
+        type=non_negative_float,
+        metavar="T",
+        help="lowest detection score the graph keeps (default: the model's own, 0.05); set it "
+        "to your deployment's threshold to skip the heads of detections it would discard",
+    )
+    parser.add_argument(
         "--int8",
         action="store_true",
         help="quantise the heavy convolutions to INT8 for onnxruntime on CPUs (faster, slightly "
@@ -59,9 +72,14 @@ def run(args: argparse.Namespace) -> int:
     """Export and print what was written."""
     if args.calibration and not args.int8:
         raise ValueError("--calibration only applies with --int8")
+    options = {
+        "input_size": args.size,
+        "opset": args.opset,
+        "score_threshold": args.score_threshold,
+    }
     if args.int8:
         with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-            export_onnx(args.model, scratch, input_size=args.size, opset=args.opset)
+            export_onnx(args.model, scratch, **options)
             calibration = (
                 dataset_calibration(args.calibration)
                 if args.calibration
@@ -69,12 +87,13 @@ def run(args: argparse.Namespace) -> int:
             )
             path = quantize_int8(scratch, args.out, calibration)
     else:
-        path = export_onnx(args.model, args.out, input_size=args.size, opset=args.opset)
+        path = export_onnx(args.model, args.out, **options)
     info = read_sidecar(path.parent)
     height, width = info.input_size
     write(
         f"exported {args.model} -> {path} ({height}x{width}, opset {info.opset}, "
-        f"{info.max_detections} detections, {info.precision}, "
+        f"{info.max_detections} detections scoring over {info.score_threshold:g}, "
+        f"{info.precision}, "
         f"{path.stat().st_size / 2**20:.1f} MiB)"
     )
     write(f"sidecar: {path.parent / SIDECAR_FILE}")

@@ -23,6 +23,8 @@ class Backend(Protocol):
     """Class c of the output is categories[c - 1]."""
     encoder: tuple[str, str]
     """model.checkpoint.cad_encoder_key of the source model: the CAD embeddings to search."""
+    score_threshold: float
+    """The engine outputs only detections scoring above this (engine/fixed_shape.py)."""
 
     def __call__(self, image: np.ndarray, K: np.ndarray) -> EngineOutput:
         """image (3, H, W) float32 in [0, 1] at input_size, K (3, 3) float32 of that image."""

@@ -64,10 +64,13 @@ def export_onnx(
     *,
     input_size: tuple[int, int] | None = None,
     opset: int = OPSET,
+    score_threshold: float | None = None,
 ) -> Path:
     """Export the checkpoint in model_dir to out_dir/model.onnx + model.json; returns the ONNX
-    path. input_size (H, W) defaults to DEFAULT_INPUT_SIZE. The graph is checked with
-    onnx.checker; the sidecar is written last, so a folder with one holds a complete export."""
+    path. input_size (H, W) defaults to DEFAULT_INPUT_SIZE; score_threshold to the model's own
+    (engine/fixed_shape.py: a deployment's threshold skips the heads of lower detections). The
+    graph is checked with onnx.checker; the sidecar is written last, so a folder with one holds
+    a complete export."""
     height, width = input_size or DEFAULT_INPUT_SIZE
     if height < 32 or width < 32:
         raise EngineError(f"input size must be at least 32x32, got {height}x{width}")
@@ -75,7 +78,10 @@ def export_onnx(
         raise EngineError(f"opset must be >= 16 (RoiAlign with half-pixel offsets), got {opset}")
     digest = checkpoint_sha256(model_dir)
     model = load_model(model_dir, "cpu")
-    network = FixedShapeRoca(model)
+    try:
+        network = FixedShapeRoca(model, score_threshold=score_threshold)
+    except ValueError as err:
+        raise EngineError(str(err)) from err
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ONNX_FILE
@@ -112,6 +118,7 @@ def export_onnx(
             roi_size=config.roi_size,
             embedding_dim=config.retrieval.embedding_dim,
             checkpoint_sha256=digest,
+            score_threshold=network.score_threshold,
         ),
     )
     return path

@@ -5,9 +5,11 @@ or an exported folder (model.onnx + model.json, engine/export.py). The torch bac
 checkpoint. The onnxruntime and tensorrt backends use an exported folder directly; given a
 checkpoint they export it on first use into the cache folder
 
-    <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>/
+    <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>[-score<T>]/
 
-and reuse that export afterwards (a TensorRT engine is then cached inside it). Backend
+and reuse that export afterwards (a TensorRT engine is then cached inside it). score_threshold
+T, when given, is built into the engine (engine/fixed_shape.py: the heads skip detections
+below it); an exported folder keeps the threshold it was exported with. Backend
 "onnxruntime-int8" runs an INT8 export (engine/quantize.py): an exported folder of precision
 int8, or for a checkpoint its cached export quantised on first use into `<export>-int8/`,
 calibrated on synthetic scenes. cache_dir defaults to $CAD_PERCEPTION_CACHE, else
@@ -69,6 +71,7 @@ def create_backend(
     device: str | None = None,
     input_size: tuple[int, int] | None = None,
     cache_dir: str | Path | None = None,
+    score_threshold: float | None = None,
 ) -> Backend:
     """A backend over model_dir (see the module docstring).
 
@@ -95,16 +98,26 @@ def create_backend(
                 f"{model_dir}: the torch backend needs a checkpoint folder "
                 f"({WEIGHTS_FILE} + {CONFIG_FILE}), not an exported engine"
             )
-        return TorchBackend.from_checkpoint(model_dir, input_size=input_size, device=device)
+        return TorchBackend.from_checkpoint(
+            model_dir, input_size=input_size, device=device, score_threshold=score_threshold
+        )
     if name == INT8_BACKEND:
-        engine_dir = model_dir if exported else cached_int8(model_dir, input_size, cache_dir)
+        engine_dir = (
+            model_dir
+            if exported
+            else cached_int8(model_dir, input_size, cache_dir, score_threshold)
+        )
         if read_sidecar(engine_dir).precision != "int8":
             raise EngineError(
                 f"{engine_dir}: a float32 export; {INT8_BACKEND} needs `cad-perception export "
                 "--int8` (or give the checkpoint folder)"
             )
     else:
-        engine_dir = model_dir if exported else cached_export(model_dir, input_size, cache_dir)
+        engine_dir = (
+            model_dir
+            if exported
+            else cached_export(model_dir, input_size, cache_dir, score_threshold=score_threshold)
+        )
         if name == "tensorrt" and read_sidecar(engine_dir).precision != "fp32":
             raise EngineError(f"{engine_dir}: tensorrt builds from a float32 export, not INT8")
     return ENGINE_BACKENDS[name](engine_dir, input_size, device)
@@ -139,17 +152,27 @@ def cached_export(
     input_size: tuple[int, int] | None = None,
     cache_dir: str | Path | None = None,
     opset: int = OPSET,
+    score_threshold: float | None = None,
 ) -> Path:
     """The export of a checkpoint in the cache, made on first use; returns its folder."""
     height, width = input_size or DEFAULT_INPUT_SIZE
     digest = checkpoint_sha256(model_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    engine_dir = cache_dir / f"{digest[:16]}-{height}x{width}-opset{opset}"
+    name = f"{digest[:16]}-{height}x{width}-opset{opset}"
+    if score_threshold is not None:
+        name += f"-score{score_threshold:g}"
+    engine_dir = cache_dir / name
     if _is_export_of(engine_dir, digest):
         logger.info("reusing the export %s of %s", engine_dir, model_dir)
         return engine_dir
     logger.info("exporting %s into the cache %s (first use)", model_dir, engine_dir)
-    export_onnx(model_dir, engine_dir, input_size=(height, width), opset=opset)
+    export_onnx(
+        model_dir,
+        engine_dir,
+        input_size=(height, width),
+        opset=opset,
+        score_threshold=score_threshold,
+    )
     return engine_dir
 
 
@@ -157,12 +180,13 @@ def cached_int8(
     model_dir: Path,
     input_size: tuple[int, int] | None = None,
     cache_dir: str | Path | None = None,
+    score_threshold: float | None = None,
 ) -> Path:
     """The INT8 export of a checkpoint in the cache (its float32 export quantised on synthetic
     calibration scenes), made on first use; returns its folder."""
     from cad_perception.engine.quantize import quantize_int8, synthetic_calibration
 
-    float_dir = cached_export(model_dir, input_size, cache_dir)
+    float_dir = cached_export(model_dir, input_size, cache_dir, score_threshold=score_threshold)
     engine_dir = float_dir.with_name(float_dir.name + "-int8")
     info = read_sidecar(float_dir)  # its digest is the checkpoint's, just checked
     if _is_export_of(engine_dir, info.checkpoint_sha256) and (

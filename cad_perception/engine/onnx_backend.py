@@ -54,6 +54,7 @@ class OnnxBackend:
         self.input_size = self.info.input_size
         self.categories = self.info.categories
         self.encoder = self.info.encoder
+        self.score_threshold = self.info.score_threshold
         options = ort.SessionOptions()
         if threads is not None:
             if threads < 1:

@@ -5,10 +5,13 @@ An exported folder holds
     model.onnx    the graph (engine/export.py)
     model.json    {"format": 1, "input_size": [H, W], "categories": [...], "encoder": [name,
                   version], "opset": 17, "max_detections": D, "roi_size": S,
-                  "embedding_dim": E, "checkpoint_sha256": "...", "precision": "fp32"}
+                  "embedding_dim": E, "checkpoint_sha256": "...", "precision": "fp32",
+                  "score_threshold": 0.05}
 
 "precision" is "fp32" (engine/export.py) or "int8" (engine/quantize.py); sidecars written
-before it existed are fp32.
+before it existed are fp32. "score_threshold" is the lowest detection score the graph keeps
+(detections below it never reach the mask, alignment and retrieval heads); sidecars written
+before it existed were exported at the model's own 0.05.
 
 Reading validates every field and raises EngineError naming the file and what is wrong.
 """
@@ -25,6 +28,8 @@ ONNX_FILE = "model.onnx"
 SIDECAR_FILE = "model.json"
 SIDECAR_FORMAT = 1
 PRECISIONS = ("fp32", "int8")
+LEGACY_SCORE_THRESHOLD = 0.05
+"""The score threshold of exports whose sidecar does not record one (the model default)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +52,8 @@ class EngineInfo:
     """sha256 of the source checkpoint's model.safetensors + config.json (checkpoint_sha256)."""
     precision: str = "fp32"
     """One of PRECISIONS: the arithmetic of the graph's heavy layers."""
+    score_threshold: float = LEGACY_SCORE_THRESHOLD
+    """Lowest score of the detections the graph outputs (in [0, 1])."""
 
 
 def write_sidecar(directory: Path, info: EngineInfo) -> Path:
@@ -87,6 +94,7 @@ def read_sidecar(directory: Path) -> EngineInfo:
             embedding_dim=_positive_ints(data, "embedding_dim")[0],
             checkpoint_sha256=_string(data, "checkpoint_sha256"),
             precision=_precision(data),
+            score_threshold=_score_threshold(data),
         )
     except ValueError as err:
         raise EngineError(f"{path}: {err}; re-export the model") from err
@@ -144,6 +152,14 @@ def _precision(data: dict[str, Any]) -> str:
     if value not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {value!r}")
     return value
+
+
+def _score_threshold(data: dict[str, Any]) -> float:
+    """data["score_threshold"], a number in [0, 1] (LEGACY_SCORE_THRESHOLD when absent)."""
+    value = data.get("score_threshold", LEGACY_SCORE_THRESHOLD)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"score_threshold must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _string(data: dict[str, Any], name: str) -> str:

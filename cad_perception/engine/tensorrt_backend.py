@@ -190,6 +190,7 @@ class TensorRTBackend:
             info.categories,
             info.encoder,
         )
+        self.score_threshold = info.score_threshold
         trt = _import_tensorrt()
         self.device = torch.device(device)
         if self.device.type != "cuda" or not torch.cuda.is_available():

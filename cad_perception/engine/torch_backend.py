@@ -35,13 +35,16 @@ class TorchBackend:
         input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
         device: str | torch.device = "cpu",
         half: bool | None = None,
+        score_threshold: float | None = None,
     ):
-        """model: moved to `device`; half: float16 autocast, default on CUDA (CUDA only)."""
+        """model: moved to `device` and owned from now on; half: float16 autocast, default on
+        CUDA (CUDA only); score_threshold: the detector's, default the model's own."""
         self.device = torch.device(device)
         self.half = self.device.type == "cuda" if half is None else half
         if self.half and self.device.type != "cuda":
             raise EngineError(f"float16 inference needs a CUDA device, got {self.device}")
-        self.network = FixedShapeRoca(model.to(self.device))
+        self.network = FixedShapeRoca(model.to(self.device), score_threshold=score_threshold)
+        self.score_threshold = self.network.score_threshold
         self.input_size = tuple(input_size)
         self.categories = model.config.categories
         self.encoder = cad_encoder_key(model)
@@ -54,6 +57,7 @@ class TorchBackend:
         input_size: tuple[int, int] | None = None,
         device: str | torch.device | None = None,
         half: bool | None = None,
+        score_threshold: float | None = None,
     ) -> "TorchBackend":
         """Load a checkpoint folder (model.checkpoint.load_model); device defaults to CUDA
         when available, else the CPU."""
@@ -61,7 +65,13 @@ class TorchBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model = load_model(model_dir, device)
         logger.info("torch backend: %s on %s", model_dir, device)
-        return cls(model, input_size=input_size or DEFAULT_INPUT_SIZE, device=device, half=half)
+        return cls(
+            model,
+            input_size=input_size or DEFAULT_INPUT_SIZE,
+            device=device,
+            half=half,
+            score_threshold=score_threshold,
+        )
 
     def __call__(self, image: np.ndarray, K: np.ndarray) -> EngineOutput:
         """image (3, H, W) float32 in [0, 1] at input_size, K (3, 3) -> EngineOutput."""

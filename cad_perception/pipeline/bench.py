@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.model.checkpoint import load_model
-from cad_perception.pipeline.pipeline import STAGES, Pipeline
+from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD, STAGES, Pipeline
 from cad_perception.synth.generate import SceneFrames
 from cad_perception.synth.scene import SceneConfig
 
@@ -100,6 +100,7 @@ def benchmark_pipeline(
         "latency_ms": latency,
         "fps": round(1000.0 / latency["total"]["median"], 2),
         "detections_mean": round(float(np.mean(detections)), 2),
+        "score_threshold": pipeline.score_threshold,
     }
 
 
@@ -113,6 +114,7 @@ def run_pipeline_benchmarks(
     device: str | None = None,
     frames: int = 5,
     seed: int = 0,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
 ) -> dict[str, Any]:
     """Benchmark the pipeline on each backend (module docstring), each in a fresh process so
     its peak memory is its own; JSON-able results with one entry per backend and, for two or
@@ -138,6 +140,7 @@ def run_pipeline_benchmarks(
                 iters,
                 frames,
                 seed,
+                score_threshold,
             )
             entry = job.result()
         engine_s = entry["latency_ms"]["engine"]["median"] / 1000.0
@@ -164,12 +167,15 @@ def _benchmark_backend(
     iters: int,
     frames: int,
     seed: int,
+    score_threshold: float,
 ) -> dict[str, Any]:
     """One backend's entry, measured in the calling (fresh) process."""
     with CadDatabase.open(db_dir, readonly=True) as db:
         config = SceneConfig(image_size=size)
         scenes = list(SceneFrames(db=db, scenes=frames, seed=seed, config=config))
-    pipeline = Pipeline.from_dirs(model_dir, db_dir, backend=backend, device=device)
+    pipeline = Pipeline.from_dirs(
+        model_dir, db_dir, backend=backend, device=device, score_threshold=score_threshold
+    )
     entry = benchmark_pipeline(pipeline, scenes, iters=iters)
     entry["size"] = list(size)
     entry["peak_rss_mb"] = round(peak_rss_mb(), 1)

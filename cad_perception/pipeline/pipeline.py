@@ -25,6 +25,8 @@ from cad_perception.pipeline.retrieval import categories_with_cads, retrieve
 logger = logging.getLogger(__name__)
 
 STAGES = ("preprocess", "engine", "postprocess", "retrieval")
+DEFAULT_SCORE_THRESHOLD = 0.5
+"""Detections scoring below this are dropped unless the caller says otherwise."""
 
 
 class PipelineError(ValueError):
@@ -40,7 +42,7 @@ class Pipeline:
         backend: Backend,
         db: CadDatabase,
         *,
-        score_threshold: float = 0.5,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         max_detections: int | None = None,
         top_k: int = 3,
     ):
@@ -50,6 +52,13 @@ class Pipeline:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         if max_detections is not None and max_detections < 1:
             raise ValueError(f"max_detections must be >= 1 or None, got {max_detections}")
+        if backend.score_threshold > score_threshold:
+            raise PipelineError(
+                f"the {backend.name} engine was built to drop detections scoring below "
+                f"{backend.score_threshold:g}, above this pipeline's score_threshold "
+                f"{score_threshold:g}; export it again with `--score-threshold "
+                f"{score_threshold:g}` or give the checkpoint folder"
+            )
         name, version = backend.encoder
         if not db.embedded_ids(backend.encoder):
             raise PipelineError(
@@ -74,15 +83,20 @@ class Pipeline:
         *,
         backend: str = "auto",
         device: str | None = None,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         **options: object,
     ) -> "Pipeline":
         """A Pipeline of the model in `model_dir` (default: the shipped model) on `backend`,
         retrieving from the CAD database `db_dir` (default: the default database, built on
-        first use). `options` go to the constructor."""
+        first use). A checkpoint's engine is built with `score_threshold`, so that its heads
+        skip the detections the pipeline would discard (engine/fixed_shape.py). `options` go
+        to the constructor."""
         model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         if db_dir is None:
             db_dir = ensure_default_db(model_dir)
-        engine = create_backend(model_dir, backend, device=device)
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+        engine = create_backend(model_dir, backend, device=device, score_threshold=score_threshold)
         db = CadDatabase.open(db_dir, readonly=True)
         logger.info(
             "pipeline: %s backend at %dx%d, CAD database %s (version %d)",
@@ -91,7 +105,7 @@ class Pipeline:
             db.root,
             db.version,
         )
-        return cls(engine, db, **options)  # type: ignore[arg-type]
+        return cls(engine, db, score_threshold=score_threshold, **options)  # type: ignore[arg-type]
 
     @property
     def categories(self) -> tuple[str, ...]:

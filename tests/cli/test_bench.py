@@ -48,7 +48,7 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
         embed_database(db, model, progress=False)
     argv = ["bench", "--only", "pipeline", "--model", str(tmp_path / "model"), "--db",
             str(tmp_path / "db"), "--size", "96x128", "--iters", "3", "--backend", "torch",
-            "onnxruntime", "onnxruntime-int8"]  # fmt: skip
+            "onnxruntime", "onnxruntime-int8", "--score-threshold", "0.2"]  # fmt: skip
     assert main(argv) == 0
     pipeline = json.loads(capsys.readouterr().out)["pipeline"]
     assert pipeline["model_gflops"] > 0 and pipeline["peak_gemm_gflops"] > 0
@@ -60,6 +60,7 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
         assert set(entry["latency_ms"]) == {"total", "preprocess", "engine", "postprocess",
                                             "retrieval"}  # fmt: skip
         assert entry["fps"] > 0 and entry["peak_rss_mb"] > 100
+        assert entry["score_threshold"] == 0.2
         assert 0 < entry["fraction_of_gemm_peak"] < 2
     assert set(pipeline["speedup_vs_torch"]) == {"onnxruntime", "onnxruntime-int8"}
     assert all(ratio > 0 for ratio in pipeline["speedup_vs_torch"].values())

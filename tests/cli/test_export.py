@@ -25,6 +25,19 @@ def test_export_writes_a_graph_the_onnx_backend_runs(tmp_path, capsys):
     sidecar = json.loads((out / "model.json").read_text())
     assert sidecar["input_size"] == [64, 96] and sidecar["opset"] == 17
     assert OnnxBackend(out).input_size == (64, 96)
+    assert sidecar["score_threshold"] == 0.05  # the model's own
+
+
+def test_export_builds_in_a_deployment_score_threshold(tmp_path, capsys):
+    torch.manual_seed(0)
+    model_dir = save_checkpoint(tmp_path / "model", Roca(config=mini_config()))
+    out = tmp_path / "out"
+    command = ["export", "--model", str(model_dir), "--out", str(out), "--size", "64x96"]
+    assert main([*command, "--score-threshold", "0.4"]) == 0
+    assert "20 detections scoring over 0.4, fp32" in capsys.readouterr().out
+    assert OnnxBackend(out).score_threshold == 0.4
+    assert main([*command, "--score-threshold", "1.5"]) == 2
+    assert "score_threshold must lie in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_export_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):

@@ -3,6 +3,7 @@ checkpoint changes)."""
 
 import logging
 
+import numpy as np
 import pytest
 
 from cad_perception.engine.errors import EngineError
@@ -62,6 +63,33 @@ def test_onnxruntime_exports_a_checkpoint_once_and_again_when_it_changes(tmp_pat
     create_backend(model_dir, "onnxruntime", input_size=SIZE, cache_dir=cache)
     assert "exporting" in caplog.text
     assert len(list(cache.iterdir())) == 2
+
+
+def test_a_score_threshold_is_built_into_its_own_cached_export(mini_checkpoint, tmp_path):
+    image, K = synthetic_image(0, SIZE), intrinsics(SIZE)
+    cache = tmp_path / "cache"
+    everything = create_backend(mini_checkpoint, "onnxruntime", input_size=SIZE, cache_dir=cache)
+    assert everything.score_threshold == 0.0  # the checkpoint's own (tests detect everything)
+    full = everything(image, K)
+    threshold = float(full.scores[2] + full.scores[3]) / 2
+    above = create_backend(
+        mini_checkpoint, "onnxruntime", input_size=SIZE, cache_dir=cache, score_threshold=threshold
+    )
+    assert above.score_threshold == pytest.approx(threshold)
+    digest = checkpoint_sha256(mini_checkpoint)[:16]
+    assert sorted(p.name for p in cache.iterdir()) == [
+        f"{digest}-64x96-opset17",
+        f"{digest}-64x96-opset17-score{threshold:g}",
+    ]
+    kept = above(image, K)
+    assert (kept.classes > 0).sum() == 3
+    np.testing.assert_allclose(kept.boxes[:3], full.boxes[:3], atol=1e-3)
+    np.testing.assert_allclose(kept.t[:3], full.t[:3], atol=1e-4)
+    torch_backend = create_backend(
+        mini_checkpoint, "torch", device="cpu", input_size=SIZE, score_threshold=threshold
+    )
+    assert torch_backend.score_threshold == threshold
+    assert (torch_backend(image, K).classes > 0).sum() == 3
 
 
 def test_exported_folders_are_used_directly(exported, tmp_path):

@@ -66,6 +66,33 @@ def test_outputs_are_the_network_detections_padded_to_fixed_shapes():
     assert (padded["classes"][:count] >= 1).all()
 
 
+def test_a_score_threshold_keeps_exactly_the_detections_above_it():
+    image, K = inputs()
+    everything = network(detecting(mini_config()))
+    assert everything.score_threshold == 0.0 and not everything.training
+    with torch.no_grad():
+        full = dict(zip(OUTPUT_NAMES, everything(image, K), strict=True))
+    scores = full["scores"][full["classes"] > 0]
+    assert len(scores) >= 4, "the untrained network detects enough to split"
+    threshold = float(scores[2] + scores[3]) / 2  # between the third and fourth best
+    above = network(detecting(mini_config()))
+    assert above.model.detector.roi_heads.score_thresh == 0.0
+    above = FixedShapeRoca(above.model, score_threshold=threshold)
+    assert above.score_threshold == threshold and not above.training
+    with torch.no_grad():
+        kept = dict(zip(OUTPUT_NAMES, above(image, K), strict=True))
+    assert (kept["classes"] > 0).sum() == 3
+    for name in ("boxes", "scores", "classes", "masks", "R", "t", "s", "valid", "embeddings"):
+        torch.testing.assert_close(kept[name][:3], full[name][:3], atol=1e-5, rtol=1e-4)
+    assert (kept["classes"][3:] == 0).all() and (kept["scores"][3:] == 0).all()
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan")])
+def test_a_score_threshold_outside_the_unit_interval_is_refused(threshold):
+    with pytest.raises(ValueError, match="score_threshold must lie in"):
+        FixedShapeRoca(Roca(config=mini_config()), score_threshold=threshold)
+
+
 def test_no_detections_give_padding_only():
     config = detecting(mini_config(), score_threshold=1.0)  # softmax scores never exceed 1
     with torch.no_grad():

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -29,6 +30,15 @@ def test_round_trip(tmp_path):
     assert read_sidecar(tmp_path) == INFO
     data = json.loads((tmp_path / SIDECAR_FILE).read_text())
     assert data["format"] == 1 and data["input_size"] == [240, 320]
+    assert data["score_threshold"] == 0.05
+    write_sidecar(tmp_path, dataclasses.replace(INFO, score_threshold=0.3, precision="int8"))
+    assert read_sidecar(tmp_path).score_threshold == 0.3
+
+
+def test_sidecars_from_before_the_score_threshold_read_as_the_model_default(tmp_path):
+    rewrite(tmp_path, score_threshold=None)  # None: the field is left out
+    assert "score_threshold" not in json.loads((tmp_path / SIDECAR_FILE).read_text())
+    assert read_sidecar(tmp_path).score_threshold == 0.05
 
 
 def rewrite(tmp_path, **changes):
@@ -49,6 +59,9 @@ def rewrite(tmp_path, **changes):
         ({"categories": []}, "categories must be a list"),
         ({"encoder": ["roca-voxel"]}, "encoder must be 2"),
         ({"checkpoint_sha256": None}, "checkpoint_sha256 must be a non-empty string"),
+        ({"score_threshold": 1.5}, "score_threshold must be a number in"),
+        ({"score_threshold": "0.3"}, "score_threshold must be a number in"),
+        ({"score_threshold": True}, "score_threshold must be a number in"),
     ],
 )
 def test_invalid_fields_are_named(tmp_path, changes, message):

@@ -141,6 +141,14 @@ def test_database_without_this_models_embeddings_is_refused(assets: dict, tmp_pa
         Pipeline(backend, CadDatabase.open(tmp_path / "db", readonly=True))
 
 
+def test_the_engine_is_built_with_the_pipeline_score_threshold(assets: dict) -> None:
+    built = Pipeline.from_dirs(assets["model"], assets["db"], backend="torch", score_threshold=0.4)
+    assert built.score_threshold == built.backend.score_threshold == 0.4
+    strict = create_backend(assets["model"], "torch", input_size=SIZE, score_threshold=0.4)
+    with pytest.raises(PipelineError, match=r"export it again with `--score-threshold 0\.2`"):
+        Pipeline(strict, built.db, score_threshold=0.2)
+
+
 def test_infer_cli_writes_json_and_overlay(assets: dict, tmp_path: Path, capsys) -> None:
     frame = assets["frames"][0]
     image = tmp_path / "frame.png"
