@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+NO_SPINNING = "session.intra_op.allow_spinning"
+"""Session config key; "0" puts idle intra-op threads to sleep instead of busy-waiting."""
 
 
 def execution_providers(device: str | None = None) -> list[str]:
@@ -56,6 +58,9 @@ class OnnxBackend:
         self.encoder = self.info.encoder
         self.score_threshold = self.info.score_threshold
         options = ort.SessionOptions()
+        # Idle intra-op threads would otherwise spin after each run and starve the caller's own
+        # work between frames (pre-processing took ~30 ms instead of ~1 ms on 2 cores).
+        options.add_session_config_entry(NO_SPINNING, "0")
         if threads is not None:
             if threads < 1:
                 raise EngineError(f"threads must be >= 1, got {threads}")

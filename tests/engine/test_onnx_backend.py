@@ -7,7 +7,12 @@ import pytest
 
 from cad_perception.engine.errors import EngineError
 from cad_perception.engine.export import export_onnx
-from cad_perception.engine.onnx_backend import CPU_PROVIDER, OnnxBackend, execution_providers
+from cad_perception.engine.onnx_backend import (
+    CPU_PROVIDER,
+    NO_SPINNING,
+    OnnxBackend,
+    execution_providers,
+)
 from cad_perception.engine.output import EngineOutput
 from cad_perception.engine.sidecar import SIDECAR_FILE
 from cad_perception.engine.torch_backend import TorchBackend
@@ -87,3 +92,9 @@ def test_rejects_inputs_of_another_size(exported):
 def test_execution_providers_end_with_the_cpu():
     assert execution_providers("cpu") == [CPU_PROVIDER]
     assert execution_providers()[-1] == CPU_PROVIDER
+
+
+def test_idle_threads_sleep_between_runs(exported):
+    """Spinning intra-op threads would steal the CPU from the pre-processing of the next frame."""
+    options = OnnxBackend(exported).session.get_session_options()
+    assert options.get_session_config_entry(NO_SPINNING) == "0"
