@@ -5,6 +5,7 @@ throughput.
 file it writes lives in a temporary folder.
 """
 
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from cad_perception.synth.bag import write_bag
 from cad_perception.synth.dataset import write_dataset
 from cad_perception.synth.frame import Frame
 from cad_perception.synth.generate import PathFrames, SceneFrames
-from cad_perception.synth.parallel import available_cpus, check_workers
+from cad_perception.synth.parallel import available_cpus, check_workers, ordered_map
 from cad_perception.synth.renderer import render
 from cad_perception.synth.scene import SceneConfig, generate_scene, posed_meshes, sample_camera
 from cad_perception.synth.shading import ShadingConfig, shade
@@ -39,6 +40,9 @@ def run_synth_benchmarks(
     - "render": latency of one process: median ms and frames/s of `render` + `shade` alone of
       scenes asking for `objects` procedural objects in a room (fewer when the room is full:
       the mean placed is reported), over `frames` views (new intrinsics and lights each);
+    - "render_parallel": the same timed in `workers` processes rendering at once (so they
+      compete for caches and memory), frames/s = workers x 1000 / median ms: what the
+      renderer gives on that many cores;
     - "throughput": frames/s of a SceneFrames stream of such scenes in `workers` processes
       (scene generation, camera, render and shading per frame): "first_frame_s" is the wait
       for the first frame (pool start-up, including the fork server's one-off imports, and one
@@ -54,6 +58,7 @@ def run_synth_benchmarks(
         with CadDatabase.create(folder / "db") as db:
             build_procedural(db, 4, seed, progress=False)
             render_ms, placed = _render_times(db, config, frames, seed)
+            parallel_ms = _parallel_render_times(db, config, frames, seed, workers)
             stream = SceneFrames(db=db, scenes=frames, seed=seed, config=config, workers=workers)
             arrivals = _arrival_times(stream)
             options = {"db": db, "seed": seed, "config": SceneConfig(image_size=size)}
@@ -81,6 +86,12 @@ def run_synth_benchmarks(
             "median_ms": round(median, 2),
             "frames_per_s": round(1e3 / median, 1),
         },
+        "render_parallel": {
+            "processes": workers,
+            "objects_requested": objects,
+            "median_ms": round(float(np.median(parallel_ms)), 2),
+            "frames_per_s": round(workers * 1e3 / float(np.median(parallel_ms)), 1),
+        },
         "throughput": {"objects_requested": objects, **_stream_rates(arrivals, workers)},
         "dataset": {
             "workers": workers,
@@ -95,18 +106,38 @@ def _render_times(
     db: CadDatabase, config: SceneConfig, frames: int, seed: int
 ) -> tuple[list[float], list[int]]:
     """Milliseconds of render + shade per view (scene set-up excluded), objects per scene."""
-    times, placed = [], []
-    for index in range(frames):
-        scene = generate_scene(db, seed + index, config)
-        rng = np.random.default_rng(index)
-        view = sample_camera(scene, rng)
-        objects, room = posed_meshes(scene, view)
-        start = time.perf_counter()
-        buffers = render(objects, view.K, view.size, background=[room])
-        shade(buffers, [o.mesh for o in objects] + [room.mesh], rng, ShadingConfig())
-        times.append(1e3 * (time.perf_counter() - start))
-        placed.append(len(objects))
-    return times, placed
+    timed = [_render_time(db, index, config=config, seed=seed) for index in range(frames)]
+    return [ms for ms, _ in timed], [count for _, count in timed]
+
+
+def _parallel_render_times(
+    db: CadDatabase, config: SceneConfig, frames: int, seed: int, workers: int
+) -> list[float]:
+    """_render_times' milliseconds, measured in `workers` processes at once."""
+    timed = ordered_map(
+        functools.partial(_render_time, config=config, seed=seed),
+        range(frames),
+        setup=functools.partial(CadDatabase.open, db.root, readonly=True),
+        workers=workers,
+        label="frame",
+        preload=(__name__,),
+    )
+    return [ms for ms, _ in timed]
+
+
+def _render_time(
+    db: CadDatabase, index: int, *, config: SceneConfig, seed: int
+) -> tuple[float, int]:
+    """Milliseconds of render + shade of view `index` (scene set-up excluded), and its number
+    of objects."""
+    scene = generate_scene(db, seed + index, config)
+    rng = np.random.default_rng(index)
+    view = sample_camera(scene, rng)
+    objects, room = posed_meshes(scene, view)
+    start = time.perf_counter()
+    buffers = render(objects, view.K, view.size, background=[room])
+    shade(buffers, [o.mesh for o in objects] + [room.mesh], rng, ShadingConfig())
+    return 1e3 * (time.perf_counter() - start), len(objects)
 
 
 def _arrival_times(frames: Iterable[Frame]) -> list[float]:

@@ -40,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -132,12 +133,37 @@ def _ordered_map(
 
 
 def _context(preload: tuple[str, ...]) -> multiprocessing.context.BaseContext:
-    """The START_METHOD context; a fork server not yet running will import `preload` first."""
+    """The START_METHOD context; a fork server not yet running will import `preload` and the
+    modules of the main script (`main_script_imports`) first."""
     context = multiprocessing.get_context(START_METHOD)
-    if START_METHOD == "forkserver" and preload:
-        # Kept from the default: the main module, which each worker would import otherwise.
-        context.set_forkserver_preload(["__main__", *preload])
+    if START_METHOD == "forkserver":
+        context.set_forkserver_preload(["__main__", *preload, *main_script_imports()])
     return context
+
+
+def main_script_imports() -> list[str]:
+    """The modules whose names or objects the parent's main script holds, sorted.
+
+    Every worker runs the parent's main script again (as __mp_main__) before its first task.
+    CPython 3.11's fork server never does that itself although "__main__" is in its preload
+    list (it looks up the script's path under a key the parent never sends), so each worker
+    would import all of the script's imports anew: for `cad-perception`, whose script imports
+    the whole CLI, 2-3 s per worker. With these modules preloaded by the server, the workers'
+    re-run finds them imported already. (The server imports them with its own sys.path, that
+    of `python -c` in the parent's working folder: installed packages, not a script's own
+    additions to sys.path, which the workers then import again.)
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        return []
+    names = set()
+    for value in list(vars(main).values()):
+        name = value.__name__ if isinstance(value, types.ModuleType) else None
+        if name is None:
+            name = getattr(value, "__module__", None)
+        if isinstance(name, str) and name in sys.modules and name not in ("__main__", "builtins"):
+            names.add(name)
+    return sorted(names)
 
 
 def _result(future: Future, where: str) -> Any:

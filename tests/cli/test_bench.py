@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from cad_perception.cad.database import CadDatabase
@@ -33,6 +34,10 @@ def test_bench_writes_json_with_measured_figures(tmp_path, capsys):
     assert 1 <= synth["render"]["objects_placed_mean"] <= 10
     assert synth["render"]["frames_per_s"] > 0 and synth["render"]["median_ms"] > 0
     assert synth["dataset"]["scenes_per_s"] > 0 and synth["bag"]["frames_per_s"] > 0
+    parallel = synth["render_parallel"]
+    assert parallel["processes"] >= 1 and parallel["median_ms"] > 0
+    expected = parallel["processes"] * 1e3 / parallel["median_ms"]
+    assert parallel["frames_per_s"] == pytest.approx(expected, abs=0.1)
     throughput = synth["throughput"]
     assert throughput["workers"] >= 1 and throughput["frames"] == 3
     assert throughput["frames_per_s"] > 0 and throughput["first_frame_s"] > 0

@@ -1,11 +1,14 @@
 """The parallel map runs in real worker processes: order, bounded prefetch, errors, shutdown."""
 
 import functools
+import json
 import multiprocessing
 import os
+import posixpath
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import psutil
@@ -15,6 +18,7 @@ from cad_perception.synth.parallel import (
     IN_FLIGHT_PER_WORKER,
     WorkerError,
     available_cpus,
+    main_script_imports,
     ordered_map,
 )
 
@@ -187,3 +191,53 @@ def test_workers_must_be_a_positive_integer(workers):
 
 def test_available_cpus_is_this_process_affinity():
     assert available_cpus() == len(os.sched_getaffinity(0)) >= 1
+
+
+_HEAVY_MAIN = """
+import os
+import imported_by_main  # appends this process's pid to imports.txt when imported
+from cad_perception.synth.parallel import ordered_map
+
+def setup():
+    return None
+
+def task(state, item):
+    return os.getpid()
+
+if __name__ == "__main__":
+    for _ in range(2):  # two pools: the second must not import the main script's modules again
+        print(*sorted(set(ordered_map(task, range(8), setup=setup, workers=2))), flush=True)
+"""
+
+
+def test_workers_do_not_import_the_main_scripts_modules_again(tmp_path):
+    """Each worker re-runs the parent's main script; its imports come preloaded by the fork
+    server (for `cad-perception`, the whole CLI), so they are imported once, not per worker."""
+    (tmp_path / "imported_by_main.py").write_text(
+        "import os\nwith open(os.path.join(os.path.dirname(__file__), 'imports.txt'), 'a') as f:"
+        "\n    f.write(f'{os.getpid()}\\n')\n"
+    )
+    script = tmp_path / "parent.py"
+    script.write_text(_HEAVY_MAIN)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}  # importable, as installed packages are
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    workers = {int(pid) for line in result.stdout.split("\n") if line for pid in line.split()}
+    importers = [int(pid) for pid in (tmp_path / "imports.txt").read_text().split()]
+    assert len(workers) >= 2 and os.getpid() not in workers  # each pool has its own
+    assert len(importers) == 2 and not workers & set(importers)  # the parent and the server
+
+
+def test_main_script_imports_names_the_modules_it_holds(monkeypatch):
+    script = types.ModuleType("__main__")
+    script.json = json
+    script.join = posixpath.join
+    script.answer = 42
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert main_script_imports() == ["json", "posixpath"]
