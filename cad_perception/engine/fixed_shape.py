@@ -31,6 +31,13 @@ def pad_rows(rows: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     return torch.cat((rows, fill.to(rows.dtype)))[: fill.shape[0]].reshape(fill.shape)
 
 
+def check_score_threshold(score_threshold: float) -> float:
+    """score_threshold as a float; ValueError unless it lies in [0, 1] (NaN does not)."""
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+    return float(score_threshold)
+
+
 class FixedShapeRoca(nn.Module):
     """A Roca in eval mode behind fixed shapes (see the module docstring)."""
 
@@ -39,9 +46,7 @@ class FixedShapeRoca(nn.Module):
         the detector's own, see the module docstring)."""
         super().__init__()
         if score_threshold is not None:
-            if not 0.0 <= score_threshold <= 1.0:
-                raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
-            model.detector.roi_heads.score_thresh = float(score_threshold)
+            model.detector.roi_heads.score_thresh = check_score_threshold(score_threshold)
         self.model = model
         self.score_threshold = float(model.detector.roi_heads.score_thresh)
         self.eval()  # also the wrapper: exporting restores the wrapper's mode on the whole tree

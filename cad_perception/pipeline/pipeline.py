@@ -16,6 +16,7 @@ import torch
 from cad_perception.cad.database import CadDatabase
 from cad_perception.engine.backend import Backend
 from cad_perception.engine.factory import create_backend
+from cad_perception.engine.fixed_shape import check_score_threshold
 from cad_perception.geometry.rotations import matrix_to_quaternion
 from cad_perception.pipeline.defaults import default_model_dir, ensure_default_db
 from cad_perception.pipeline.detection import Detection
@@ -46,8 +47,7 @@ class Pipeline:
         max_detections: int | None = None,
         top_k: int = 3,
     ):
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+        check_score_threshold(score_threshold)
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         if max_detections is not None and max_detections < 1:
@@ -94,8 +94,7 @@ class Pipeline:
         model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         if db_dir is None:
             db_dir = ensure_default_db(model_dir)
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+        check_score_threshold(score_threshold)  # before a model is loaded or exported
         engine = create_backend(model_dir, backend, device=device, score_threshold=score_threshold)
         db = CadDatabase.open(db_dir, readonly=True)
         logger.info(

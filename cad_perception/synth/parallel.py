@@ -158,9 +158,8 @@ def main_script_imports() -> list[str]:
         return []
     names = set()
     for value in list(vars(main).values()):
-        name = value.__name__ if isinstance(value, types.ModuleType) else None
-        if name is None:
-            name = getattr(value, "__module__", None)
+        module = isinstance(value, types.ModuleType)
+        name = value.__name__ if module else getattr(value, "__module__", None)
         if isinstance(name, str) and name in sys.modules and name not in ("__main__", "builtins"):
             names.add(name)
     return sorted(names)
