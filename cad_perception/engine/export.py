@@ -39,6 +39,11 @@ logger = logging.getLogger(__name__)
 OPSET = 17
 """The ONNX opset of exported graphs (RoiAlign with half-pixel offsets needs >= 16)."""
 
+GRAPH_VERSION = 2
+"""Revision of how the graph is built, part of the cache key (engine/factory.py): bump it when a
+change of the network's export path changes the graph of an unchanged checkpoint, so that
+cached exports are rebuilt. 2: the RoI poolers merge their levels by a gather."""
+
 DEFAULT_INPUT_SIZE = (240, 320)
 """(H, W) of exported graphs when none is given: the size the default model trains at
 (checkpoints do not record their training image size)."""

@@ -5,9 +5,10 @@ or an exported folder (model.onnx + model.json, engine/export.py). The torch bac
 checkpoint. The onnxruntime and tensorrt backends use an exported folder directly; given a
 checkpoint they export it on first use into the cache folder
 
-    <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>[-score<T>]/
+    <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>-g<GRAPH_VERSION>[-score<T>]/
 
-and reuse that export afterwards (a TensorRT engine is then cached inside it). score_threshold
+and reuse that export afterwards (a TensorRT engine is then cached inside it; GRAPH_VERSION,
+engine/export.py, changes when the export code builds a different graph). score_threshold
 T, when given, is built into the engine (engine/fixed_shape.py: the heads skip detections
 below it); an exported folder keeps the threshold it was exported with. Backend
 "onnxruntime-int8" runs an INT8 export (engine/quantize.py): an exported folder of precision
@@ -28,6 +29,7 @@ from cad_perception.engine.backend import Backend
 from cad_perception.engine.errors import EngineError
 from cad_perception.engine.export import (
     DEFAULT_INPUT_SIZE,
+    GRAPH_VERSION,
     OPSET,
     checkpoint_sha256,
     export_onnx,
@@ -158,7 +160,7 @@ def cached_export(
     height, width = input_size or DEFAULT_INPUT_SIZE
     digest = checkpoint_sha256(model_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    name = f"{digest[:16]}-{height}x{width}-opset{opset}"
+    name = f"{digest[:16]}-{height}x{width}-opset{opset}-g{GRAPH_VERSION}"
     if score_threshold is not None:
         name += f"-score{score_threshold:g}"
     engine_dir = cache_dir / name

@@ -9,8 +9,9 @@ input pixels (pixel-edge coordinates); class labels are 1..num_classes, 0 the ba
 The mask head predicts on S x S RoI grids (the mask RoI pooler yields S/2 x S/2 features that
 its transposed convolution doubles); the mask loss (losses.mask_loss) resamples the GT masks on
 the alignment head's RoI grid (alignment_head.roi_resample), so both heads share one grid.
-torchvision's poolers feed the box and mask heads with roi_align(aligned=False), whose fixed
-half-cell offset the heads learn; the mask targets define where the mask lies.
+torchvision's multi-scale RoIAlign (as model/roi_pool.py, which exports without 4-D scatters)
+feeds the box and mask heads with roi_align(aligned=False), whose fixed half-cell offset the
+heads learn; the mask targets define where the mask lies.
 """
 
 from typing import NamedTuple
@@ -22,11 +23,11 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import AnchorGenerator, RegionProposalNetwork, RPNHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from cad_perception.model.alignment_head import select_category
 from cad_perception.model.backbone import PYRAMID_LEVELS
 from cad_perception.model.config import DetectorConfig
+from cad_perception.model.roi_pool import GatherMultiScaleRoIAlign
 
 BOX_POOL_SIZE = 7
 """Side of the pooled features of the box head (torchvision's value)."""
@@ -106,7 +107,7 @@ class Detector(nn.Module):
         )
         mask_channels = config.mask_head_channels
         self.roi_heads = RoIHeads(
-            box_roi_pool=MultiScaleRoIAlign(list(PYRAMID_LEVELS), BOX_POOL_SIZE, 2),
+            box_roi_pool=GatherMultiScaleRoIAlign(list(PYRAMID_LEVELS), BOX_POOL_SIZE, 2),
             box_head=TwoMLPHead(in_channels * BOX_POOL_SIZE**2, config.box_head_dim),
             box_predictor=FastRCNNPredictor(config.box_head_dim, num_classes + 1),
             fg_iou_thresh=BOX_FG_IOU,
@@ -117,7 +118,7 @@ class Detector(nn.Module):
             score_thresh=config.score_threshold,
             nms_thresh=config.nms_threshold,
             detections_per_img=config.detections_per_image,
-            mask_roi_pool=MultiScaleRoIAlign(list(PYRAMID_LEVELS), roi_size // 2, 2),
+            mask_roi_pool=GatherMultiScaleRoIAlign(list(PYRAMID_LEVELS), roi_size // 2, 2),
             mask_head=MaskRCNNHeads(in_channels, list(mask_channels), dilation=1),
             mask_predictor=MaskRCNNPredictor(mask_channels[-1], mask_channels[-1], num_classes + 1),
         )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cad_perception.engine.errors import EngineError
-from cad_perception.engine.export import checkpoint_sha256
+from cad_perception.engine.export import GRAPH_VERSION, checkpoint_sha256
 from cad_perception.engine.factory import (
     BACKENDS,
     CACHE_ENV,
@@ -47,7 +47,7 @@ def test_onnxruntime_exports_a_checkpoint_once_and_again_when_it_changes(tmp_pat
     backend = create_backend(model_dir, "onnxruntime", input_size=SIZE, cache_dir=cache)
     assert isinstance(backend, OnnxBackend) and backend.input_size == SIZE
     (first,) = cache.iterdir()
-    assert first.name == f"{checkpoint_sha256(model_dir)[:16]}-64x96-opset17"
+    assert first.name == f"{checkpoint_sha256(model_dir)[:16]}-64x96-opset17-g{GRAPH_VERSION}"
     assert "exporting" in caplog.text
     written = (first / ONNX_FILE).stat().st_mtime_ns
 
@@ -78,8 +78,8 @@ def test_a_score_threshold_is_built_into_its_own_cached_export(mini_checkpoint, 
     assert above.score_threshold == pytest.approx(threshold)
     digest = checkpoint_sha256(mini_checkpoint)[:16]
     assert sorted(p.name for p in cache.iterdir()) == [
-        f"{digest}-64x96-opset17",
-        f"{digest}-64x96-opset17-score{threshold:g}",
+        f"{digest}-64x96-opset17-g{GRAPH_VERSION}",
+        f"{digest}-64x96-opset17-g{GRAPH_VERSION}-score{threshold:g}",
     ]
     kept = above(image, K)
     assert (kept.classes > 0).sum() == 3
