@@ -5,12 +5,12 @@ or an exported folder (model.onnx + model.json, engine/export.py). The torch bac
 checkpoint. The onnxruntime and tensorrt backends use an exported folder directly; given a
 checkpoint they export it on first use into the cache folder
 
-    <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>-g<GRAPH_VERSION>[-score<T>]/
+    <cache_dir>/<checkpoint sha256, 16 digits>-<H>x<W>-opset<opset>-g<GRAPH_VERSION>-score<T>/
 
 and reuse that export afterwards (a TensorRT engine is then cached inside it; GRAPH_VERSION,
 engine/export.py, changes when the export code builds a different graph). score_threshold
-T, when given, is built into the engine (engine/fixed_shape.py: the heads skip detections
-below it); an exported folder keeps the threshold it was exported with. Backend
+T (default: the checkpoint's own) is built into the engine (engine/fixed_shape.py: the heads
+skip detections below it); an exported folder keeps the threshold it was exported with. Backend
 "onnxruntime-int8" runs an INT8 export (engine/quantize.py): an exported folder of precision
 int8, or for a checkpoint its cached export quantised on first use into `<export>-int8/`,
 calibrated on synthetic scenes. cache_dir defaults to $CAD_PERCEPTION_CACHE, else
@@ -36,7 +36,7 @@ from cad_perception.engine.export import (
 )
 from cad_perception.engine.sidecar import ONNX_FILE, SIDECAR_FILE, read_sidecar
 from cad_perception.engine.torch_backend import TorchBackend
-from cad_perception.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from cad_perception.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -160,9 +160,9 @@ def cached_export(
     height, width = input_size or DEFAULT_INPUT_SIZE
     digest = checkpoint_sha256(model_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    name = f"{digest[:16]}-{height}x{width}-opset{opset}-g{GRAPH_VERSION}"
-    if score_threshold is not None:
-        name += f"-score{score_threshold:g}"
+    if score_threshold is None:  # named by the threshold it has, so one export serves both
+        score_threshold = load_config(model_dir).detector.score_threshold
+    name = f"{digest[:16]}-{height}x{width}-opset{opset}-g{GRAPH_VERSION}-score{score_threshold:g}"
     engine_dir = cache_dir / name
     if _is_export_of(engine_dir, digest):
         logger.info("reusing the export %s of %s", engine_dir, model_dir)

@@ -18,6 +18,7 @@ from cad_perception.engine.factory import (
 from cad_perception.engine.onnx_backend import OnnxBackend
 from cad_perception.engine.sidecar import ONNX_FILE
 from cad_perception.engine.torch_backend import TorchBackend
+from cad_perception.model.checkpoint import load_config
 from tests.engine.conftest import detecting, intrinsics, make_checkpoint, synthetic_image
 from tests.model.mini_dataset import mini_config
 
@@ -47,7 +48,9 @@ def test_onnxruntime_exports_a_checkpoint_once_and_again_when_it_changes(tmp_pat
     backend = create_backend(model_dir, "onnxruntime", input_size=SIZE, cache_dir=cache)
     assert isinstance(backend, OnnxBackend) and backend.input_size == SIZE
     (first,) = cache.iterdir()
-    assert first.name == f"{checkpoint_sha256(model_dir)[:16]}-64x96-opset17-g{GRAPH_VERSION}"
+    own = load_config(model_dir).detector.score_threshold
+    expected = f"{checkpoint_sha256(model_dir)[:16]}-64x96-opset17-g{GRAPH_VERSION}-score{own:g}"
+    assert first.name == expected
     assert "exporting" in caplog.text
     written = (first / ONNX_FILE).stat().st_mtime_ns
 
@@ -71,6 +74,10 @@ def test_a_score_threshold_is_built_into_its_own_cached_export(mini_checkpoint, 
     everything = create_backend(mini_checkpoint, "onnxruntime", input_size=SIZE, cache_dir=cache)
     assert everything.score_threshold == 0.0  # the checkpoint's own (tests detect everything)
     full = everything(image, K)
+    same = create_backend(
+        mini_checkpoint, "onnxruntime", input_size=SIZE, cache_dir=cache, score_threshold=0.0
+    )
+    assert same.score_threshold == 0.0 and len(list(cache.iterdir())) == 1  # one export
     threshold = float(full.scores[2] + full.scores[3]) / 2
     above = create_backend(
         mini_checkpoint, "onnxruntime", input_size=SIZE, cache_dir=cache, score_threshold=threshold
@@ -78,7 +85,7 @@ def test_a_score_threshold_is_built_into_its_own_cached_export(mini_checkpoint, 
     assert above.score_threshold == pytest.approx(threshold)
     digest = checkpoint_sha256(mini_checkpoint)[:16]
     assert sorted(p.name for p in cache.iterdir()) == [
-        f"{digest}-64x96-opset17-g{GRAPH_VERSION}",
+        f"{digest}-64x96-opset17-g{GRAPH_VERSION}-score0",
         f"{digest}-64x96-opset17-g{GRAPH_VERSION}-score{threshold:g}",
     ]
     kept = above(image, K)
