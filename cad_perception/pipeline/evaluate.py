@@ -36,7 +36,7 @@ from cad_perception.model.alignment_head import roi_pixel_coordinates
 from cad_perception.model.checkpoint import cad_encoder_key, load_model
 from cad_perception.model.outputs import RocaOutput
 from cad_perception.pipeline.retrieval import categories_with_cads, retrieve
-from cad_perception.synth.dataset import RocaDataset, dataset_to_records
+from cad_perception.synth.dataset import RocaDataset, annotation_records
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +101,13 @@ def _evaluate_engine(
     progress: bool,
 ) -> dict[str, Any]:
     """`evaluate` through an inference backend built for the dataset's image size."""
-    size = dataset_image_size(RocaDataset(data_dir).annotations.images, data_dir)
+    dataset = RocaDataset(data_dir)
+    size = dataset_image_size(dataset.annotations.images, data_dir)
     engine = create_backend(model_dir, backend, device=device, input_size=size)
     report = evaluate_predictions(
         lambda item: engine_prediction(engine, item),
         db_dir,
-        data_dir,
+        dataset,
         categories=engine.categories,
         encoder=engine.encoder,
         score_threshold=score_threshold,
@@ -156,7 +157,7 @@ def engine_prediction(engine: Backend, item: dict) -> RocaOutput:
 def evaluate_predictions(
     predict: Callable[[dict], RocaOutput],
     db_dir: str | Path,
-    data_dir: str | Path,
+    data: str | Path | RocaDataset,
     *,
     categories: tuple[str, ...],
     encoder: tuple[str, str],
@@ -165,9 +166,10 @@ def evaluate_predictions(
     progress: bool = True,
 ) -> dict[str, Any]:
     """The evaluation report of `predict` (a RocaDataset item -> the network's RocaOutput for
-    its image, on the CPU) on the first `limit` images of the dataset in `data_dir`, retrieving
-    from `db_dir` under `encoder`; class c of the outputs is categories[c - 1]."""
-    dataset = RocaDataset(data_dir)
+    its image, on the CPU) on the first `limit` images of the dataset `data` (a folder or one
+    already opened), retrieving from `db_dir` under `encoder`; class c of the outputs is
+    categories[c - 1]."""
+    dataset = data if isinstance(data, RocaDataset) else RocaDataset(data)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     loader = DataLoader(Subset(dataset, range(count)), batch_size=None, num_workers=0)
     started = time.perf_counter()
@@ -220,7 +222,7 @@ def evaluate_predictions(
                 depth_errors.append(float((out.depth[0, 0] - item["depth"])[valid].abs().mean()))
     elapsed = time.perf_counter() - started
     image_ids = {str(image.id) for image in dataset.annotations.images[:count]}
-    ground_truth = [r for r in dataset_to_records(data_dir) if r.scene in image_ids]
+    ground_truth = [r for r in annotation_records(dataset.annotations) if r.scene in image_ids]
     score = score_alignments(nms_3d(predictions), ground_truth)
     ap50, per_class_ap = mean_average_precision(detections)
     errors = np.asarray(matched_errors, dtype=np.float64).reshape(-1, 3)
@@ -239,7 +241,7 @@ def evaluate_predictions(
         "score_threshold": score_threshold,
         "seconds_per_image": elapsed / max(count, 1),
         "encoder": list(encoder),
-        "data": str(data_dir),
+        "data": str(dataset.annotations.path.parent),
     }
 
 

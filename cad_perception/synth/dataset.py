@@ -383,7 +383,11 @@ def dataset_to_records(annotations_path: str | Path) -> list[AlignmentRecord]:
 
     One record per annotation, in file order, with scene = str(image id).
     """
-    annotations = load_annotations(annotations_path)
+    return annotation_records(load_annotations(annotations_path))
+
+
+def annotation_records(annotations: Annotations) -> list[AlignmentRecord]:
+    """Loaded annotations as scorer records (dataset_to_records)."""
     return [
         AlignmentRecord(
             scene=str(a.image_id),

@@ -18,6 +18,7 @@ from cad_perception.model.embed import embed_database
 from cad_perception.model.outputs import RocaOutput
 from cad_perception.model.roca import Roca
 from cad_perception.pipeline.evaluate import dataset_image_size, evaluate_predictions
+from cad_perception.synth.annotations import load_annotations
 from tests.model.mini_dataset import build_mini_dataset, mini_config
 
 ROI = 16
@@ -142,8 +143,16 @@ def test_cli_runs_the_network_and_writes_json(setup, tmp_path: Path, capsys) -> 
 
 def test_cli_runs_an_engine(setup, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    reads = []
+
+    def counted_load(path):
+        reads.append(path)
+        return load_annotations(path)
+
+    monkeypatch.setattr("cad_perception.synth.dataset.load_annotations", counted_load)
     report = run_eval_cli(setup, tmp_path / "report.json", "--backend", "onnxruntime")
     assert report["backend"] == "onnxruntime" and report["images"] == 3
+    assert len(reads) == 1 and report["data"] == str(setup[0])  # the dataset is read once
     assert report["depth_abs_error_m"] is None
     assert list((tmp_path / "cache").iterdir())  # exported there, not into the user's cache
 
