@@ -63,13 +63,14 @@ heldout: setup
 # Reproduce (or continue, with INIT=models/default) the shipped model's training on this machine:
 # the training scenes use the CAD library's train split and seeds the held-out sets never use.
 TRAIN_DATA ?= build/train_data
+TRAIN_CONFIG ?= models/train_default.yaml
 TRAIN_RUN ?= build/train_default
 TRAIN_SCENES ?= 2500
 INIT ?=
 train-default: setup
 	[ -f $(TRAIN_DATA)/annotations.json ] || $(CLI) synth --split train --seed 1000 \
 		--scenes $(TRAIN_SCENES) --out $(TRAIN_DATA) --quiet
-	$(CLI) train --config models/train_default.yaml --data $(TRAIN_DATA) \
+	$(CLI) train --config $(TRAIN_CONFIG) --data $(TRAIN_DATA) \
 		--db "$$($(CLI) db default --no-embed --quiet)" --out $(TRAIN_RUN) \
 		$(if $(INIT),--init-checkpoint $(INIT)) $(if $(wildcard $(TRAIN_RUN)/checkpoint-*),--resume)
 
