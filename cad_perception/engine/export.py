@@ -63,6 +63,22 @@ def checkpoint_sha256(model_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
+def count_proposals(network: FixedShapeRoca, image: torch.Tensor, K: torch.Tensor) -> int:
+    """How many region proposals the network's RPN makes for image (1, 3, H, W), K (1, 3, 3)."""
+    counts: list[int] = []
+
+    def record(module: torch.nn.Module, inputs: object, output: tuple) -> None:
+        counts.append(sum(len(boxes) for boxes in output[0]))
+
+    hook = network.model.detector.rpn.register_forward_hook(record)
+    try:
+        with torch.no_grad():
+            network(image, K)
+    finally:
+        hook.remove()
+    return sum(counts)
+
+
 def export_onnx(
     model_dir: str | Path,
     out_dir: str | Path,
@@ -87,12 +103,20 @@ def export_onnx(
         network = FixedShapeRoca(model, score_threshold=score_threshold)
     except ValueError as err:
         raise EngineError(str(err)) from err
+    image = torch.rand(1, 3, height, width)
+    K = torch.tensor([[[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]]])
+    if count_proposals(network, image, K) == 0:
+        # torchvision's box decoding branches on the proposal count in Python, so a trace
+        # without proposals builds a graph that fails on every image that has some
+        raise EngineError(
+            f"{model_dir}: the network proposes no regions for the export's example image, so "
+            "its traced graph would fail on real images; is the checkpoint broken (e.g. NaN "
+            "weights) or untrained? Check it with `cad-perception infer`"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ONNX_FILE
     partial = path.with_name(path.name + ".partial")
-    image = torch.rand(1, 3, height, width)
-    K = torch.tensor([[[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]]])
     logger.info("exporting %s at %dx%d (opset %d) to %s", model_dir, height, width, opset, path)
     with torch.no_grad(), warnings.catch_warnings():
         # Tracing warns about every shape check in the network; the shapes here are fixed.

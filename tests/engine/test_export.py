@@ -5,13 +5,15 @@ import hashlib
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from cad_perception.engine.errors import EngineError
 from cad_perception.engine.export import OPSET, checkpoint_sha256, export_onnx
 from cad_perception.engine.onnx_backend import OnnxBackend
 from cad_perception.engine.output import INPUT_NAMES, OUTPUT_NAMES
 from cad_perception.engine.sidecar import ONNX_FILE, read_sidecar
-from cad_perception.model.checkpoint import cad_encoder_key, load_model
+from cad_perception.model.checkpoint import cad_encoder_key, load_model, save_checkpoint
+from cad_perception.model.roca import Roca
 from tests.engine.conftest import SIZE, detecting, intrinsics, make_checkpoint, synthetic_image
 from tests.model.mini_dataset import mini_config
 
@@ -64,6 +66,20 @@ def test_a_model_without_detections_exports_to_padding(tmp_path):
     output = OnnxBackend(tmp_path / "out")(synthetic_image(0, size), intrinsics(size))
     assert output.count == 0 and not output.valid.any()
     np.testing.assert_array_equal(output.R, np.broadcast_to(np.eye(3), (20, 3, 3)))
+
+
+def test_refuses_a_network_without_proposals(tmp_path):
+    """A trace without proposals would bake torchvision's empty-decode branch into the graph."""
+    torch.manual_seed(0)
+    model = Roca(config=mini_config())
+    bbox_pred = model.detector.rpn.head.bbox_pred  # (dx, dy, dw, dh) per anchor
+    torch.nn.init.zeros_(bbox_pred.weight)
+    with torch.no_grad():
+        bbox_pred.bias.copy_(torch.tensor([0.0, 0.0, -30.0, -30.0]).repeat(3))  # ~0 px boxes
+    model_dir = save_checkpoint(tmp_path / "m", model)
+    with pytest.raises(EngineError, match="proposes no regions"):
+        export_onnx(model_dir, tmp_path / "out", input_size=(64, 96))
+    assert not (tmp_path / "out").exists()
 
 
 def test_refuses_missing_checkpoints_and_tiny_sizes(tmp_path):
