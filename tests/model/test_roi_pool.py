@@ -30,7 +30,8 @@ def boxes_of_all_sizes(count: int, seed: int) -> torch.Tensor:
     """(count, 4) boxes 8 to 500 pixels a side, so that every level gets RoIs."""
     generator = torch.Generator().manual_seed(seed)
     size = 8 * 62.5 ** torch.rand(count, 2, generator=generator)
-    corner = torch.rand(count, 2, generator=generator) * (torch.tensor([704.0, 512.0]) - size)
+    image_wh = torch.tensor(IMAGE[::-1], dtype=torch.float32)
+    corner = torch.rand(count, 2, generator=generator) * (image_wh - size)
     large = torch.tensor([[0.0, 0.0, 700.0, 500.0], [100.0, 20.0, 650.0, 510.0]])  # P5
     return torch.cat((torch.cat((corner, corner + size), dim=1), large))
 
