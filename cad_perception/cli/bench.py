@@ -18,7 +18,7 @@ from cad_perception.cli._output import (
     write,
 )
 from cad_perception.engine.factory import BACKENDS
-from cad_perception.pipeline.bench import run_pipeline_benchmarks
+from cad_perception.pipeline.bench import run_onnx_profile, run_pipeline_benchmarks
 from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD
 from cad_perception.synth.bench import run_synth_benchmarks
 
@@ -58,6 +58,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         default=DEFAULT_SCORE_THRESHOLD,
         help="the pipeline's (and the engine's) detection score threshold (%(default)s, as "
         "infer and the node)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the onnxruntime engine on the same frames: time per operator type, "
+        "slowest nodes, the convolutions' GFLOP/s",
     )
     parser.add_argument(
         "--shapenet",
@@ -103,6 +109,14 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             score_threshold=args.score_threshold,
         )
+        if args.profile:
+            results["pipeline"]["onnxruntime_profile"] = run_onnx_profile(
+                model_dir(args),
+                db_dir(args),
+                size=args.size,
+                iters=args.iters,
+                score_threshold=args.score_threshold,
+            )
     if args.only in ("all", "cad"):
         results["cad"] = run_cad_benchmarks(
             shapenet_root=args.shapenet, search_sizes=tuple(args.search_sizes)

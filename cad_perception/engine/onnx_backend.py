@@ -34,6 +34,20 @@ def execution_providers(device: str | None = None) -> list[str]:
     return [CUDA_PROVIDER, CPU_PROVIDER] if use_cuda else [CPU_PROVIDER]
 
 
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """The backend's session options: idle intra-op threads sleep, `threads` intra-op threads
+    (default: onnxruntime's choice, one per core)."""
+    options = ort.SessionOptions()
+    # Idle intra-op threads would otherwise spin after each run and starve the caller's own
+    # work between frames (pre-processing took ~30 ms instead of ~1 ms on 2 cores).
+    options.add_session_config_entry(NO_SPINNING, "0")
+    if threads is not None:
+        if threads < 1:
+            raise EngineError(f"threads must be >= 1, got {threads}")
+        options.intra_op_num_threads = threads
+    return options
+
+
 class OnnxBackend:
     """Backend protocol over an exported engine folder (see the module docstring)."""
 
@@ -57,14 +71,7 @@ class OnnxBackend:
         self.categories = self.info.categories
         self.encoder = self.info.encoder
         self.score_threshold = self.info.score_threshold
-        options = ort.SessionOptions()
-        # Idle intra-op threads would otherwise spin after each run and starve the caller's own
-        # work between frames (pre-processing took ~30 ms instead of ~1 ms on 2 cores).
-        options.add_session_config_entry(NO_SPINNING, "0")
-        if threads is not None:
-            if threads < 1:
-                raise EngineError(f"threads must be >= 1, got {threads}")
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         path = Path(engine_dir) / ONNX_FILE
         try:
             self.session = ort.InferenceSession(

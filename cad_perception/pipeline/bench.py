@@ -20,8 +20,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cad_perception.cad.database import CadDatabase
+from cad_perception.engine.backend import check_inputs
+from cad_perception.engine.factory import cached_export
+from cad_perception.engine.output import INPUT_NAMES
+from cad_perception.engine.profile import profile_onnx
+from cad_perception.engine.sidecar import ONNX_FILE, read_engine_folder
 from cad_perception.model.checkpoint import load_model
 from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD, STAGES, Pipeline
+from cad_perception.pipeline.preprocess import fit_image
 from cad_perception.synth.generate import SceneFrames
 from cad_perception.synth.scene import SceneConfig
 
@@ -170,9 +176,7 @@ def _benchmark_backend(
     score_threshold: float,
 ) -> dict[str, Any]:
     """One backend's entry, measured in the calling (fresh) process."""
-    with CadDatabase.open(db_dir, readonly=True) as db:
-        config = SceneConfig(image_size=size)
-        scenes = list(SceneFrames(db=db, scenes=frames, seed=seed, config=config))
+    scenes = benchmark_frames(db_dir, size, frames, seed)
     pipeline = Pipeline.from_dirs(
         model_dir, db_dir, backend=backend, device=device, score_threshold=score_threshold
     )
@@ -181,3 +185,33 @@ def _benchmark_backend(
     entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
     entry["model_gflops"] = round(model_gflops(model_dir, size, scenes[0]), 2)
     return entry
+
+
+def benchmark_frames(db_dir: str | Path, size: tuple[int, int], frames: int, seed: int) -> list:
+    """The benchmark's synthetic scenes (SceneFrames items, images of `size`)."""
+    with CadDatabase.open(db_dir, readonly=True) as db:
+        config = SceneConfig(image_size=size)
+        return list(SceneFrames(db=db, scenes=frames, seed=seed, config=config))
+
+
+def run_onnx_profile(
+    model_dir: str | Path,
+    db_dir: str | Path,
+    *,
+    size: tuple[int, int] = (240, 320),
+    iters: int = 20,
+    frames: int = 5,
+    seed: int = 0,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+) -> dict[str, Any]:
+    """onnxruntime's own profile (engine/profile.py) of the export that the pipeline benchmark
+    runs (the checkpoint's cached one at the engine's default input size), `iters` runs over
+    the benchmark frames of `size` fitted to it: per operator type, slowest nodes, and the
+    convolutions' GFLOP/s."""
+    engine_dir = cached_export(Path(model_dir), score_threshold=score_threshold)
+    input_size = read_engine_folder(engine_dir, None).input_size
+    feeds = []
+    for scene in benchmark_frames(db_dir, size, frames, seed):
+        image, K, _ = fit_image(scene.rgb, scene.K, input_size)
+        feeds.append(dict(zip(INPUT_NAMES, check_inputs(image, K, input_size), strict=True)))
+    return profile_onnx(engine_dir / ONNX_FILE, [feeds[i % len(feeds)] for i in range(iters)])

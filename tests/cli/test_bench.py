@@ -53,7 +53,7 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
         embed_database(db, model, progress=False)
     argv = ["bench", "--only", "pipeline", "--model", str(tmp_path / "model"), "--db",
             str(tmp_path / "db"), "--size", "96x128", "--iters", "3", "--backend", "torch",
-            "onnxruntime", "onnxruntime-int8", "--score-threshold", "0.2"]  # fmt: skip
+            "onnxruntime", "onnxruntime-int8", "--score-threshold", "0.2", "--profile"]  # fmt: skip
     assert main(argv) == 0
     pipeline = json.loads(capsys.readouterr().out)["pipeline"]
     assert pipeline["model_gflops"] > 0 and pipeline["peak_gemm_gflops"] > 0
@@ -69,3 +69,9 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
         assert 0 < entry["fraction_of_gemm_peak"] < 2
     assert set(pipeline["speedup_vs_torch"]) == {"onnxruntime", "onnxruntime-int8"}
     assert all(ratio > 0 for ratio in pipeline["speedup_vs_torch"].values())
+    profile = pipeline["onnxruntime_profile"]
+    assert profile["runs"] == 3 and profile["kernel_ms"] > 0
+    assert profile["convolution"]["gflop"] > 0 and profile["convolution"]["gflops"] > 0
+    assert {"Conv", "FusedConv"} & set(profile["op_types"])
+    exports = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith("int8")]
+    assert len(exports) == 1 and exports[0].endswith("score0.2")  # profiled the benched export
