@@ -8,11 +8,27 @@ box head's 100 proposals. `GatherMultiScaleRoIAlign` computes the same tensor (b
 differently: it concatenates the per-level results, whose rows belong to the RoIs
 `order = cat(RoIs of level 0, RoIs of level 1, ...)`, and picks row argsort(order)[i] for RoI
 i, an index of one entry per RoI.
+
+The levels' scales and the level of each RoI follow torchvision's rules (`pyramid_scales`,
+torchvision's LevelMapper), computed here rather than through torchvision's private helper.
 """
+
+import math
 
 import torch
 from torchvision.ops import MultiScaleRoIAlign, roi_align
-from torchvision.ops.poolers import _setup_scales
+from torchvision.ops.poolers import LevelMapper
+
+
+def pyramid_scales(
+    features: list[torch.Tensor], image_shapes: list[tuple[int, int]]
+) -> list[float]:
+    """Feature maps (B, C, h_l, w_l) of images up to max(image_shapes) pixels -> each level's
+    scale (feature cells per input pixel), h_l / H rounded to a power of two."""
+    if not image_shapes:
+        raise ValueError("image_shapes must name at least one image")
+    height = max(shape[0] for shape in image_shapes)
+    return [2.0 ** round(math.log2(feature.shape[-2] / height)) for feature in features]
 
 
 class GatherMultiScaleRoIAlign(MultiScaleRoIAlign):
@@ -29,8 +45,12 @@ class GatherMultiScaleRoIAlign(MultiScaleRoIAlign):
         (sum N_b, C, *output_size), RoIs in image order."""
         features = [x[name] for name in self.featmap_names]
         if self.scales is None or self.map_levels is None:
-            self.scales, self.map_levels = _setup_scales(
-                features, image_shapes, self.canonical_scale, self.canonical_level
+            self.scales = pyramid_scales(features, image_shapes)
+            self.map_levels = LevelMapper(
+                int(-math.log2(self.scales[0])),
+                int(-math.log2(self.scales[-1])),
+                canonical_scale=self.canonical_scale,
+                canonical_level=self.canonical_level,
             )
         image_index = [torch.zeros_like(b[:, :1]) + i for i, b in enumerate(boxes)]
         rois = torch.cat((torch.cat(image_index), torch.cat(boxes)), dim=1)  # (N, 5)

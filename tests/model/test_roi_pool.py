@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchvision.ops import MultiScaleRoIAlign
 
-from cad_perception.model.roi_pool import GatherMultiScaleRoIAlign
+from cad_perception.model.roi_pool import GatherMultiScaleRoIAlign, pyramid_scales
 
 LEVELS = ["0", "1", "2", "3"]
 IMAGE = (512, 704)
@@ -94,3 +94,11 @@ def test_onnx_runtime_matches_for_another_roi_count_without_scatter(tmp_path):
     )
     expected = MultiScaleRoIAlign(LEVELS, 7, 2)(features, [boxes], [IMAGE])
     np.testing.assert_allclose(pooled, expected.numpy(), atol=1e-5)
+
+
+def test_pyramid_scales_round_each_level_to_a_power_of_two():
+    """A 250 x 330 image: the levels have ceil(250 / stride) rows, not an exact fraction."""
+    features = [torch.zeros(1, 1, -(-250 // stride), 7) for stride in (4, 8, 16, 32)]
+    assert pyramid_scales(features, [(250, 330), (240, 320)]) == [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+    with pytest.raises(ValueError, match="at least one image"):
+        pyramid_scales(features, [])
