@@ -106,6 +106,12 @@ class DepthConfig:
     """Channels of the depth features handed to the alignment head."""
     initial_depth: float = 2.5
     """Depth in metres that the untrained head predicts everywhere."""
+    canonical_focal: float | None = None
+    """When set, the head predicts depth as seen by a camera of this focal length (pixels of
+    the network input) and rescales it to the image's own: depth * f / canonical_focal, with
+    f the mean of K's fx and fy. An object's image size says its depth only together with the
+    focal length, so this lets one network serve cameras of different fields of view. None:
+    depth as predicted (what checkpoints from before this field was added do)."""
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -113,6 +119,8 @@ class DepthConfig:
             feature_channels=self.feature_channels,
             initial_depth=self.initial_depth,
         )
+        if self.canonical_focal is not None:
+            _check_positive(canonical_focal=self.canonical_focal)
 
 
 @dataclass(frozen=True, kw_only=True)

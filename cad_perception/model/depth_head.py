@@ -5,6 +5,9 @@ the P2 grid (stride 4) and concatenated; a 3 x 3 convolution fuses them into the
 that the alignment head pools. A second convolution predicts 16 values per P2 cell that a pixel
 shuffle spreads over its 4 x 4 input pixels, cropped to the input size (P2 has ceil(H/4) rows).
 Depth is z-depth in metres, made positive by a softplus whose bias starts at `initial_depth`.
+With `canonical_focal` set, that depth is the one a camera of focal length canonical_focal
+would see, and the head scales it by the image's focal length over canonical_focal (an object
+twice as far away looks the same through a lens of twice the focal length).
 """
 
 import math
@@ -55,11 +58,16 @@ class DepthHead(nn.Module):
         )
         nn.init.constant_(self.predict[2].bias, _inverse_softplus(config.initial_depth))
         self.out_channels = config.feature_channels
+        self.canonical_focal = config.canonical_focal
 
     def forward(
-        self, features: dict[str, torch.Tensor], image_size: tuple[int, int]
+        self,
+        features: dict[str, torch.Tensor],
+        image_size: tuple[int, int],
+        focal: torch.Tensor | None = None,
     ) -> DepthPrediction:
-        """Pyramid levels (B, C, h_l, w_l) and the input (H, W) -> DepthPrediction."""
+        """Pyramid levels (B, C, h_l, w_l), the input (H, W) and each image's focal length
+        (B,) in input pixels (needed with canonical_focal) -> DepthPrediction."""
         finest = features[PYRAMID_LEVELS[0]]
         levels = [
             interpolate(
@@ -73,4 +81,8 @@ class DepthHead(nn.Module):
         depth_features = self.fuse(torch.cat(levels, dim=1))
         height, width = image_size
         depth = softplus(self.predict(depth_features)[..., :height, :width])
+        if self.canonical_focal is not None:
+            if focal is None:
+                raise ValueError("a depth head with canonical_focal needs the focal lengths")
+            depth = depth * (focal / self.canonical_focal).reshape(-1, 1, 1, 1)
         return DepthPrediction(depth=depth, features=depth_features)

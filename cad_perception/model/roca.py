@@ -84,7 +84,8 @@ class Roca(nn.Module):
             raise ValueError(f"K must have shape ({images.shape[0]}, 3, 3), got {tuple(K.shape)}")
         image_size = (images.shape[-2], images.shape[-1])
         features = self.backbone(normalize_images(images))
-        depth = self.depth_head(features, image_size)
+        focal = (K[:, 0, 0] + K[:, 1, 1]) / 2
+        depth = self.depth_head(features, image_size, focal)
         if self.training:
             if targets is None:
                 raise ValueError("training mode needs targets")

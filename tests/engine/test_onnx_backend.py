@@ -1,5 +1,6 @@
 """ONNX Runtime vs the torch reference on the same checkpoint, and clear refusals."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -65,6 +66,30 @@ def test_the_graph_holds_for_other_detection_counts_than_the_traced_one(tmp_path
         counts.add(reference.count)
         assert_same_detections(reference, onnx_backend(image, K))
     assert len(counts) > 1, "the images should give different detection counts"
+
+
+def test_the_graph_reads_the_focal_length_for_a_canonical_focal_depth_head(tmp_path):
+    """Depth scaled by the input K's focal length (DepthConfig.canonical_focal) stays a
+    function of K in the exported graph: translations agree for focal lengths other than
+    the traced example's, and they differ from one focal length to the next."""
+    size = (64, 96)
+    config = detecting(mini_config(), score_threshold=0.165)
+    config = dataclasses.replace(
+        config, depth=dataclasses.replace(config.depth, canonical_focal=80.0)
+    )
+    model_dir = make_checkpoint(tmp_path / "m", config)
+    export_onnx(model_dir, tmp_path / "out", input_size=size)
+    torch_backend = TorchBackend.from_checkpoint(model_dir, input_size=size, device="cpu")
+    onnx_backend = OnnxBackend(tmp_path / "out")
+    image, depths = synthetic_image(0, size), []
+    for scale in (0.8, 1.5):
+        K = intrinsics(size)
+        K[:2, :2] *= scale
+        reference = torch_backend(image, K)
+        assert reference.count > 0
+        assert_same_detections(reference, onnx_backend(image, K))
+        depths.append(reference.t[: reference.count, 2])
+    assert not np.allclose(depths[0], depths[1], rtol=0.1)
 
 
 def test_refuses_folders_that_do_not_fit(tmp_path, exported):

@@ -64,3 +64,24 @@ def test_pixel_shuffle_keeps_each_cell_in_its_own_4x4_block():
     # Channel k of the 1 x 1 convolution lands at offset (k // 4, k % 4) of every 4 x 4 block.
     expected = torch.nn.functional.softplus(torch.arange(16.0).reshape(4, 4)).repeat(2, 2)
     torch.testing.assert_close(depth, expected)
+
+
+def test_canonical_focal_scales_each_image_by_its_own_focal_length():
+    """Image 0 seen through twice the canonical focal length is twice as deep; image 1,
+    at the canonical one, is as predicted; the features do not depend on the camera."""
+    plain, canonical = make_head(), make_head(canonical_focal=250.0)
+    levels = pyramid(64, 96)
+    reference = plain(levels, (64, 96))
+    scaled = canonical(levels, (64, 96), torch.tensor([500.0, 250.0]))
+    torch.testing.assert_close(scaled.depth[0], 2 * reference.depth[0])
+    torch.testing.assert_close(scaled.depth[1], reference.depth[1])
+    torch.testing.assert_close(scaled.features, reference.features)
+    ignored = plain(levels, (64, 96), torch.tensor([500.0, 250.0]))  # no canonical_focal
+    torch.testing.assert_close(ignored.depth, reference.depth)
+
+
+def test_canonical_focal_needs_the_focal_lengths_and_must_be_positive():
+    with pytest.raises(ValueError, match="focal lengths"):
+        make_head(canonical_focal=250.0)(pyramid(64, 96), (64, 96))
+    with pytest.raises(ValueError, match="canonical_focal"):
+        DepthConfig(canonical_focal=0.0)

@@ -184,6 +184,26 @@ def test_a_batch_gives_the_detections_of_its_images_in_order():
         torch.testing.assert_close(batched.depth[b : b + 1], single.depth)
 
 
+def test_canonical_focal_depth_follows_each_image_focal_length():
+    """The same image through fx = fy = 2f is predicted twice as deep as through f; the
+    network is otherwise the same, so its detections are the same boxes."""
+    torch.manual_seed(0)
+    base = tiny_config(score_threshold=0.0, detections_per_image=3)
+    config = dataclasses.replace(
+        base, depth=dataclasses.replace(base.depth, canonical_focal=float(K_SMALL[0, 0]))
+    )
+    network = Roca(config=config).eval()
+    image = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))
+    K = torch.from_numpy(K_SMALL).float().expand(2, 3, 3).clone()
+    K[1, 0, 0] *= 2
+    K[1, 1, 1] *= 2
+    with torch.no_grad():
+        output = network(image.expand(2, -1, -1, -1), K)
+    torch.testing.assert_close(output.depth[1], 2 * output.depth[0])
+    rows = output.batch_index == 0
+    torch.testing.assert_close(output.boxes[~rows], output.boxes[rows])
+
+
 def test_zero_detections_give_empty_outputs_of_the_right_rank():
     torch.manual_seed(0)
     config = tiny_config(score_threshold=1.0)  # nothing scores above 1
