@@ -4,7 +4,10 @@ rate the convolutions reach, from onnxruntime's own profiler.
 `profile_onnx(path, feeds)` runs the graph once per feed after a warm-up, with profiling on,
 and summarises the trace (`summarise_trace`). Kernel times are onnxruntime's per-node
 "kernel_time" events, so their sum leaves out the session's own work between nodes, which
-`run_ms` (onnxruntime's time for a whole run) includes. Convolution FLOPs (Conv and onnxruntime's
+`run_ms` (onnxruntime's time for a whole run) includes. A control-flow node (If, Loop) is
+timed with the subgraph it runs, whose nodes have events of their own, so that time counts
+twice in the sums and shares (the exported detector's batched NMS sits in If nodes: a few
+milliseconds). Convolution FLOPs (Conv and onnxruntime's
 fused FusedConv, 2-D and 3-D) come from each event's recorded shapes:
 2 x N x prod(output spatial) x prod(weight shape), so a convolution's achieved GFLOP/s can be
 set against the machine's GEMM peak: near the peak there is little left to gain in that layer.
