@@ -48,6 +48,17 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+def open_session(
+    path: Path, options: ort.SessionOptions, providers: list[str]
+) -> ort.InferenceSession:
+    """An InferenceSession of the graph at `path`; EngineError naming the file when
+    onnxruntime cannot load it."""
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as err:  # onnxruntime's own types (InvalidProtobuf, NoSuchFile, Fail, ...)
+        raise EngineError(f"{path}: onnxruntime cannot load the graph: {err}") from err
+
+
 class OnnxBackend:
     """Backend protocol over an exported engine folder (see the module docstring)."""
 
@@ -73,12 +84,7 @@ class OnnxBackend:
         self.score_threshold = self.info.score_threshold
         options = session_options(threads)
         path = Path(engine_dir) / ONNX_FILE
-        try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=execution_providers(device)
-            )
-        except Exception as err:  # onnxruntime's own types (InvalidProtobuf, Fail, ...)
-            raise EngineError(f"{path}: onnxruntime cannot load the graph: {err}") from err
+        self.session = open_session(path, options, execution_providers(device))
         names = tuple(output.name for output in self.session.get_outputs())
         if names != OUTPUT_NAMES:
             raise EngineError(f"{path}: outputs {names}, expected {OUTPUT_NAMES}; re-export")

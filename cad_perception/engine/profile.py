@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from cad_perception.engine.errors import EngineError
-from cad_perception.engine.onnx_backend import session_options
+from cad_perception.engine.onnx_backend import open_session, session_options
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +133,7 @@ def profile_onnx(
         options = session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "trace")
-        try:
-            session = ort.InferenceSession(str(path), options, providers=list(providers))
-        except Exception as err:  # onnxruntime's own types (NoSuchFile, InvalidProtobuf, ...)
-            raise EngineError(f"{path}: onnxruntime cannot load the graph: {err}") from err
+        session = open_session(path, options, list(providers))
         for index in range(warmup):
             session.run(None, feeds[index % len(feeds)])
         for feed in feeds:
