@@ -2,7 +2,8 @@
 machine's GEMM peak that the network achieves.
 
 Frames are rendered synthetic scenes (real content, so detections and retrieval run) at the
-requested size; every backend in one run sees the same frames. The GEMM peak is the best of a
+requested size; every backend in one run sees the same frames, and the backends take turns
+frame by frame (`run_pipeline_benchmarks`). The GEMM peak is the best of a
 few float32 matrix products on the same device and threads, measured in the same run.
 """
 
@@ -12,8 +13,9 @@ import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -83,30 +85,106 @@ def peak_rss_mb() -> float:
     return peak / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
 
 
-def benchmark_pipeline(
-    pipeline: Pipeline, frames: list[Any], *, iters: int, warmup: int = 2
-) -> dict[str, Any]:
-    """Latency of `pipeline` over `iters` calls cycling through `frames` (after `warmup`)."""
-    for index in range(warmup):
-        frame = frames[index % len(frames)]
-        pipeline(frame.rgb, frame.K)
-    stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
-    totals, detections = [], []
-    for index in range(iters):
-        frame = frames[index % len(frames)]
-        start = time.perf_counter()
-        found = pipeline(frame.rgb, frame.K)
-        totals.append((time.perf_counter() - start) * 1000.0)
-        detections.append(len(found))
-        for stage in STAGES:
-            stages[stage].append(pipeline.last_timings[stage])
-    latency = {"total": percentiles(totals)} | {s: percentiles(v) for s, v in stages.items()}
+class FrameTiming(NamedTuple):
+    """One timed pipeline call: total and per-stage milliseconds, detections returned."""
+
+    total_ms: float
+    stage_ms: dict[str, float]
+    detections: int
+
+
+def summarise(pipeline_name: str, score_threshold: float, timings: list[FrameTiming]) -> dict:
+    """A backend's JSON entry from its timed calls: latency percentiles per stage, frames/s,
+    mean detections per frame."""
+    latency = {"total": percentiles([t.total_ms for t in timings])}
+    for stage in STAGES:
+        latency[stage] = percentiles([t.stage_ms[stage] for t in timings])
     return {
-        "backend": pipeline.backend.name,
+        "backend": pipeline_name,
         "latency_ms": latency,
         "fps": round(1000.0 / latency["total"]["median"], 2),
-        "detections_mean": round(float(np.mean(detections)), 2),
-        "score_threshold": pipeline.score_threshold,
+        "detections_mean": round(float(np.mean([t.detections for t in timings])), 2),
+        "score_threshold": score_threshold,
+    }
+
+
+def time_call(pipeline: Pipeline, frame: Any) -> FrameTiming:
+    """Run `pipeline` once on a SceneFrames item and time it."""
+    start = time.perf_counter()
+    found = pipeline(frame.rgb, frame.K)
+    total = (time.perf_counter() - start) * 1000.0
+    return FrameTiming(total, dict(pipeline.last_timings), len(found))
+
+
+class WorkerJob(NamedTuple):
+    """What a BackendWorker process loads: the model, CAD database, backend and frames."""
+
+    model_dir: str
+    db_dir: str
+    backend: str
+    device: str | None
+    size: tuple[int, int]
+    frames: int
+    seed: int
+    score_threshold: float
+
+
+class BackendWorker:
+    """One backend's pipeline in a process of its own (so its peak memory is its own), timed
+    one call at a time on the benchmark frames. Use as a context manager."""
+
+    def __init__(self, context: Any, job: WorkerJob):
+        """context: a multiprocessing context; job: what the process loads."""
+        self.backend = job.backend
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        try:
+            self._pool.submit(_worker_load, job).result()
+        except BaseException:
+            self._pool.shutdown(cancel_futures=True)
+            raise
+
+    def time_frame(self, index: int) -> FrameTiming:
+        """Time the pipeline on frame `index` (cycling through the frames)."""
+        return self._pool.submit(_worker_time_frame, index).result()
+
+    def finish(self) -> dict[str, Any]:
+        """The process's figures besides latency: peak_rss_mb, model_gflops, pipeline name."""
+        return self._pool.submit(_worker_finish).result()
+
+    def __enter__(self) -> "BackendWorker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+_WORKER: dict[str, Any] = {}
+"""The worker process's pipeline, frames and job (set by _worker_load)."""
+
+
+def _worker_load(job: WorkerJob) -> None:
+    scenes = benchmark_frames(job.db_dir, job.size, job.frames, job.seed)
+    pipeline = Pipeline.from_dirs(
+        job.model_dir,
+        job.db_dir,
+        backend=job.backend,
+        device=job.device,
+        score_threshold=job.score_threshold,
+    )
+    _WORKER.update(pipeline=pipeline, scenes=scenes, job=job)
+
+
+def _worker_time_frame(index: int) -> FrameTiming:
+    scenes = _WORKER["scenes"]
+    return time_call(_WORKER["pipeline"], scenes[index % len(scenes)])
+
+
+def _worker_finish() -> dict[str, Any]:
+    job: WorkerJob = _WORKER["job"]
+    return {
+        "backend": _WORKER["pipeline"].backend.name,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "model_gflops": round(model_gflops(job.model_dir, job.size, _WORKER["scenes"][0]), 2),
     }
 
 
@@ -121,36 +199,49 @@ def run_pipeline_benchmarks(
     frames: int = 5,
     seed: int = 0,
     score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    warmup: int = 2,
 ) -> dict[str, Any]:
-    """Benchmark the pipeline on each backend (module docstring), each in a fresh process so
-    its peak memory is its own; JSON-able results with one entry per backend and, for two or
-    more, the speed-up of each over the first."""
+    """Benchmark the pipeline on each backend (module docstring); JSON-able results with one
+    entry per backend and, for two or more, the speed-up of each over the first.
+
+    Each backend runs in a process of its own, and the backends take turns frame by frame
+    (forwards on even rounds, backwards on odd ones), one call at a time: a change in the
+    machine's speed during the run (other tenants, clock, heat) then touches every backend
+    alike, so their ratio is fair even when the absolute figures drift.
+    """
+    if iters < 1 or frames < 1:
+        raise ValueError(f"iters and frames must be >= 1, got {iters} and {frames}")
     gemm = peak_gemm_gflops("cuda" if device and device.startswith("cuda") else "cpu")
     results: dict[str, Any] = {
         "size": list(size),
         "iters": iters,
         "threads": torch.get_num_threads(),
         "peak_gemm_gflops": round(gemm, 1),
+        "interleaved": True,
         "backends": {},
     }
     context = multiprocessing.get_context("spawn")
+    jobs = [
+        WorkerJob(str(model_dir), str(db_dir), name, device, size, frames, seed, score_threshold)
+        for name in backends
+    ]
+    with ExitStack() as stack:
+        workers = [stack.enter_context(BackendWorker(context, job)) for job in jobs]
+        timings: dict[str, list[FrameTiming]] = {name: [] for name in backends}
+        for index in range(warmup):
+            for worker in workers:
+                worker.time_frame(index)
+        for index in range(iters):
+            for worker in workers if index % 2 == 0 else workers[::-1]:
+                timings[worker.backend].append(worker.time_frame(index))
+        finished = {worker.backend: worker.finish() for worker in workers}
     for name in backends:
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            job = pool.submit(
-                _benchmark_backend,
-                str(model_dir),
-                str(db_dir),
-                name,
-                device,
-                size,
-                iters,
-                frames,
-                seed,
-                score_threshold,
-            )
-            entry = job.result()
+        extra = finished[name]
+        entry = summarise(extra["backend"], score_threshold, timings[name])
+        entry["size"] = list(size)
+        entry["peak_rss_mb"] = extra["peak_rss_mb"]
+        results["model_gflops"] = extra["model_gflops"]
         engine_s = entry["latency_ms"]["engine"]["median"] / 1000.0
-        results["model_gflops"] = entry.pop("model_gflops")
         entry["achieved_gflops"] = round(results["model_gflops"] / engine_s, 2)
         entry["fraction_of_gemm_peak"] = round(results["model_gflops"] / engine_s / gemm, 3)
         results["backends"][name] = entry
@@ -162,29 +253,6 @@ def run_pipeline_benchmarks(
             for name in backends[1:]
         }
     return results
-
-
-def _benchmark_backend(
-    model_dir: str,
-    db_dir: str,
-    backend: str,
-    device: str | None,
-    size: tuple[int, int],
-    iters: int,
-    frames: int,
-    seed: int,
-    score_threshold: float,
-) -> dict[str, Any]:
-    """One backend's entry, measured in the calling (fresh) process."""
-    scenes = benchmark_frames(db_dir, size, frames, seed)
-    pipeline = Pipeline.from_dirs(
-        model_dir, db_dir, backend=backend, device=device, score_threshold=score_threshold
-    )
-    entry = benchmark_pipeline(pipeline, scenes, iters=iters)
-    entry["size"] = list(size)
-    entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    entry["model_gflops"] = round(model_gflops(model_dir, size, scenes[0]), 2)
-    return entry
 
 
 def benchmark_frames(db_dir: str | Path, size: tuple[int, int], frames: int, seed: int) -> list:

@@ -1,0 +1,79 @@
+"""The pipeline benchmark: per-backend summaries, and backends taking turns frame by frame."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cad_perception.cad.database import CadDatabase
+from cad_perception.cad.errors import DatabaseError
+from cad_perception.cad.ingest import build_procedural
+from cad_perception.model.checkpoint import save_checkpoint
+from cad_perception.model.embed import embed_database
+from cad_perception.model.roca import Roca
+from cad_perception.pipeline import bench
+from cad_perception.pipeline.bench import FrameTiming, run_pipeline_benchmarks, summarise
+from tests.model.mini_dataset import mini_config
+
+
+def timing(total: float, detections: int) -> FrameTiming:
+    stages = {"preprocess": 1.0, "engine": total - 3.0, "postprocess": 1.5, "retrieval": 0.5}
+    return FrameTiming(total, stages, detections)
+
+
+def test_summarise_reports_percentiles_per_stage_and_mean_detections() -> None:
+    timings = [timing(total, n) for total, n in ((100.0, 1), (300.0, 2), (200.0, 4), (110.0, 1))]
+    entry = summarise("onnxruntime", 0.5, timings)
+    assert entry["backend"] == "onnxruntime" and entry["score_threshold"] == 0.5
+    assert entry["latency_ms"]["total"]["median"] == 155.0
+    assert entry["latency_ms"]["engine"]["median"] == 152.0
+    assert entry["latency_ms"]["retrieval"] == {"median": 0.5, "p90": 0.5, "p99": 0.5, "mean": 0.5}
+    assert entry["latency_ms"]["total"]["p90"] == pytest.approx(270.0)
+    assert entry["fps"] == round(1000.0 / 155.0, 2)
+    assert entry["detections_mean"] == 2.0
+
+
+@pytest.mark.parametrize("iters, frames", [(0, 5), (3, 0)])
+def test_nothing_to_time_is_refused(tmp_path: Path, iters: int, frames: int) -> None:
+    with pytest.raises(ValueError, match="iters and frames must be >= 1"):
+        run_pipeline_benchmarks(tmp_path, tmp_path, iters=iters, frames=frames)
+
+
+def test_a_backend_that_cannot_load_raises_its_own_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="no CAD catalogue"):
+        run_pipeline_benchmarks(tmp_path / "model", tmp_path / "missing", iters=1)
+
+
+def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAD_PERCEPTION_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = Roca(config=mini_config())
+    save_checkpoint(tmp_path / "model", model)
+    with CadDatabase.create(tmp_path / "db") as db:
+        build_procedural(db, 1, 0, progress=False)
+        embed_database(db, model, progress=False)
+    calls: list[tuple[str, int]] = []
+    time_frame = bench.BackendWorker.time_frame
+
+    def recorded(worker: bench.BackendWorker, index: int) -> FrameTiming:
+        calls.append((worker.backend, index))
+        return time_frame(worker, index)
+
+    monkeypatch.setattr(bench.BackendWorker, "time_frame", recorded)
+    results = run_pipeline_benchmarks(
+        tmp_path / "model", tmp_path / "db", backends=("torch", "onnxruntime"),
+        size=(96, 128), iters=3, frames=2, warmup=1, score_threshold=0.2,
+    )  # fmt: skip
+    assert calls == [
+        ("torch", 0), ("onnxruntime", 0),  # warm-up
+        ("torch", 0), ("onnxruntime", 0),
+        ("onnxruntime", 1), ("torch", 1),
+        ("torch", 2), ("onnxruntime", 2),
+    ]  # fmt: skip
+    assert results["interleaved"] is True and results["iters"] == 3
+    assert set(results["backends"]) == {"torch", "onnxruntime"}
+    for entry in results["backends"].values():
+        assert entry["peak_rss_mb"] > 100 and entry["latency_ms"]["total"]["median"] > 0
+    torch_ms = results["backends"]["torch"]["latency_ms"]["total"]["median"]
+    onnx_ms = results["backends"]["onnxruntime"]["latency_ms"]["total"]["median"]
+    assert results["speedup_vs_torch"] == {"onnxruntime": round(torch_ms / onnx_ms, 2)}
