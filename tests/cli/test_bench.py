@@ -4,15 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from cad_perception.cad.database import CadDatabase
-from cad_perception.cad.ingest import build_procedural
 from cad_perception.cli import main
-from cad_perception.model.checkpoint import save_checkpoint
-from cad_perception.model.embed import embed_database
-from cad_perception.model.roca import Roca
-from tests.model.mini_dataset import mini_config
+from tests.model.mini_dataset import mini_config, save_model_and_db
 
 
 def test_bench_writes_json_with_measured_figures(tmp_path, capsys):
@@ -45,14 +39,9 @@ def test_bench_writes_json_with_measured_figures(tmp_path, capsys):
 
 def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("CAD_PERCEPTION_CACHE", str(tmp_path / "cache"))
-    torch.manual_seed(0)
-    model = Roca(config=mini_config())
-    save_checkpoint(tmp_path / "model", model)
-    with CadDatabase.create(tmp_path / "db") as db:
-        build_procedural(db, 1, 0, progress=False)
-        embed_database(db, model, progress=False)
-    argv = ["bench", "--only", "pipeline", "--model", str(tmp_path / "model"), "--db",
-            str(tmp_path / "db"), "--size", "96x128", "--iters", "3", "--backend", "torch",
+    model_dir, db_dir = save_model_and_db(tmp_path, mini_config())
+    argv = ["bench", "--only", "pipeline", "--model", str(model_dir), "--db", str(db_dir),
+            "--size", "96x128", "--iters", "3", "--backend", "torch",
             "onnxruntime", "onnxruntime-int8", "--score-threshold", "0.2", "--profile"]  # fmt: skip
     assert main(argv) == 0
     pipeline = json.loads(capsys.readouterr().out)["pipeline"]

@@ -1,10 +1,14 @@
-"""A mini training set for the training tests: a 1-CAD-per-category procedural database and a
-few 96 x 128 scenes rendered by the project's own generator and dataset writer."""
+"""Small test assets: a mini training set (a 1-CAD-per-category procedural database and a few
+96 x 128 scenes rendered by the project's own generator and dataset writer), a mini network
+config, and a seeded checkpoint with a database embedded by it."""
 
 from pathlib import Path
 
+import torch
+
 from cad_perception.cad.database import CadDatabase
 from cad_perception.cad.ingest import build_procedural
+from cad_perception.model.checkpoint import save_checkpoint
 from cad_perception.model.config import (
     AlignmentConfig,
     BackboneConfig,
@@ -13,6 +17,8 @@ from cad_perception.model.config import (
     RetrievalConfig,
     RocaConfig,
 )
+from cad_perception.model.embed import embed_database
+from cad_perception.model.roca import Roca
 from cad_perception.synth.dataset import write_dataset
 from cad_perception.synth.generate import SceneFrames
 from cad_perception.synth.scene import SceneConfig
@@ -52,3 +58,15 @@ def mini_config() -> RocaConfig:
             embedding_dim=32, voxel_channels=(4, 8, 8, 16), code_hidden_dim=32, train_samples=8
         ),
     )
+
+
+def save_model_and_db(root: Path, config: RocaConfig, seed: int = 0) -> tuple[Path, Path]:
+    """(model folder, database folder) under root: an untrained Roca(config) seeded with
+    `seed`, and a 1-CAD-per-category procedural database embedded with it."""
+    torch.manual_seed(seed)
+    model = Roca(config=config).eval()
+    save_checkpoint(root / "model", model)
+    with CadDatabase.create(root / "db") as db:
+        build_procedural(db, 1, 0, progress=False)
+        embed_database(db, model, progress=False)
+    return root / "model", root / "db"

@@ -3,17 +3,11 @@
 from pathlib import Path
 
 import pytest
-import torch
 
-from cad_perception.cad.database import CadDatabase
 from cad_perception.cad.errors import DatabaseError
-from cad_perception.cad.ingest import build_procedural
-from cad_perception.model.checkpoint import save_checkpoint
-from cad_perception.model.embed import embed_database
-from cad_perception.model.roca import Roca
 from cad_perception.pipeline import bench
 from cad_perception.pipeline.bench import FrameTiming, run_pipeline_benchmarks, summarise
-from tests.model.mini_dataset import mini_config
+from tests.model.mini_dataset import mini_config, save_model_and_db
 
 
 def timing(total: float, detections: int) -> FrameTiming:
@@ -46,12 +40,7 @@ def test_a_backend_that_cannot_load_raises_its_own_error(tmp_path: Path) -> None
 
 def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CAD_PERCEPTION_CACHE", str(tmp_path / "cache"))
-    torch.manual_seed(0)
-    model = Roca(config=mini_config())
-    save_checkpoint(tmp_path / "model", model)
-    with CadDatabase.create(tmp_path / "db") as db:
-        build_procedural(db, 1, 0, progress=False)
-        embed_database(db, model, progress=False)
+    model_dir, db_dir = save_model_and_db(tmp_path, mini_config())
     calls: list[tuple[str, int]] = []
     time_frame = bench.BackendWorker.time_frame
 
@@ -61,7 +50,7 @@ def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(bench.BackendWorker, "time_frame", recorded)
     results = run_pipeline_benchmarks(
-        tmp_path / "model", tmp_path / "db", backends=("torch", "onnxruntime"),
+        model_dir, db_dir, backends=("torch", "onnxruntime"),
         size=(96, 128), iters=3, frames=2, warmup=1, score_threshold=0.2,
     )  # fmt: skip
     assert calls == [

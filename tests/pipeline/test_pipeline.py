@@ -15,15 +15,12 @@ from cad_perception.cad.ingest import build_procedural
 from cad_perception.cli import main
 from cad_perception.engine.factory import create_backend
 from cad_perception.geometry.rotations import quaternion_to_matrix
-from cad_perception.model.checkpoint import save_checkpoint
 from cad_perception.model.config import DetectorConfig
-from cad_perception.model.embed import embed_database
-from cad_perception.model.roca import Roca
 from cad_perception.pipeline.pipeline import Pipeline, PipelineError
 from cad_perception.pipeline.preprocess import fit_image
 from cad_perception.synth.generate import SceneFrames
 from cad_perception.synth.scene import SceneConfig
-from tests.model.mini_dataset import mini_config
+from tests.model.mini_dataset import mini_config, save_model_and_db
 
 SIZE = (96, 128)
 
@@ -33,12 +30,8 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("pipeline")
     config = mini_config()
     config = type(config)(**{**config.__dict__, "detector": DetectorConfig(score_threshold=0.0)})
-    torch.manual_seed(0)
-    model = Roca(config=config).eval()
-    save_checkpoint(root / "model", model)
-    with CadDatabase.create(root / "db") as db:
-        build_procedural(db, 1, 0, progress=False)
-        embed_database(db, model, progress=False)
+    save_model_and_db(root, config)
+    with CadDatabase.open(root / "db", readonly=True) as db:
         frames = list(SceneFrames(db=db, scenes=2, seed=4, config=SceneConfig(image_size=SIZE)))
     return {"model": root / "model", "db": root / "db", "frames": frames, "root": root}
 

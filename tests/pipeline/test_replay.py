@@ -16,12 +16,8 @@ import torch
 
 from cad_perception.cad.categories import CATEGORIES
 from cad_perception.cad.database import CadDatabase
-from cad_perception.cad.ingest import build_procedural
 from cad_perception.eval.records import AlignmentRecord
 from cad_perception.geometry.rotations import quaternion_to_matrix
-from cad_perception.model.checkpoint import save_checkpoint
-from cad_perception.model.embed import embed_database
-from cad_perception.model.roca import Roca
 from cad_perception.pipeline.detection import CadMatch, Detection
 from cad_perception.pipeline.pipeline import Pipeline
 from cad_perception.pipeline.replay import (
@@ -38,7 +34,7 @@ from cad_perception.synth.bag import load_ground_truth, read_bag, write_bag
 from cad_perception.synth.errors import BagError
 from cad_perception.synth.generate import PathFrames
 from cad_perception.synth.scene import SceneConfig
-from tests.model.mini_dataset import mini_config
+from tests.model.mini_dataset import mini_config, save_model_and_db
 
 BAG_FRAMES = 3
 BAG_SIZE = (120, 160)
@@ -57,12 +53,7 @@ def build_replay_files(root: Path) -> ReplayFiles:
     detector = dataclasses.replace(
         config.detector, score_threshold=0.0, detections_per_image=4, rpn_post_nms_top_n_test=50
     )
-    torch.manual_seed(0)
-    model = Roca(config=dataclasses.replace(config, detector=detector)).eval()
-    save_checkpoint(root / "model", model)
-    with CadDatabase.create(root / "db") as db:
-        build_procedural(db, 1, 0, progress=False)
-        embed_database(db, model, progress=False)
+    save_model_and_db(root, dataclasses.replace(config, detector=detector))
     with CadDatabase.open(root / "db", readonly=True) as db:
         frames = PathFrames(
             db=db, frames=BAG_FRAMES, seed=1, config=SceneConfig(image_size=BAG_SIZE)

@@ -39,23 +39,12 @@ class SyntheticFrame:
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
     """A seeded untrained checkpoint and a 9-CAD procedural database embedded with it."""
-    import torch
-
-    from cad_perception.cad.database import CadDatabase
-    from cad_perception.cad.ingest import build_procedural
-    from cad_perception.model.checkpoint import save_checkpoint
     from cad_perception.model.config import DetectorConfig, RocaConfig
-    from cad_perception.model.embed import embed_database
-    from cad_perception.model.roca import Roca
+    from tests.model.mini_dataset import save_model_and_db
 
     root = tmp_path_factory.mktemp("ros_model")
-    torch.manual_seed(0)
-    model = Roca(config=RocaConfig(detector=DetectorConfig(**TEST_CONFIG)))
-    save_checkpoint(root / "model", model)
-    with CadDatabase.create(root / "db") as db:
-        build_procedural(db, 1, 0, progress=False)
-        embed_database(db, model, progress=False)
-    return ModelFiles(root / "model", root / "db")
+    config = RocaConfig(detector=DetectorConfig(**TEST_CONFIG))
+    return ModelFiles(*save_model_and_db(root, config))
 
 
 @pytest.fixture(scope="session")
