@@ -66,3 +66,6 @@ def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch
     torch_ms = results["backends"]["torch"]["latency_ms"]["total"]["median"]
     onnx_ms = results["backends"]["onnxruntime"]["latency_ms"]["total"]["median"]
     assert results["speedup_vs_torch"] == {"onnxruntime": round(torch_ms / onnx_ms, 2)}
+    backbone = results["backbone"]
+    assert backbone["torch_ms"] > 0 and backbone["onnxruntime_ms"] > 0
+    assert backbone["speedup"] == round(backbone["torch_ms"] / backbone["onnxruntime_ms"], 2)
