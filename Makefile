@@ -29,7 +29,7 @@ test-slow: setup
 SHAPENET_SAMPLE ?= ../shared/data/shapenet_sample
 BENCH_OUT ?= bench.json
 bench: setup
-	$(CLI) bench --profile --iters 40 --json $(BENCH_OUT) \
+	$(CLI) bench --profile --iters 40 --json $(BENCH_OUT) --svg $(BENCH_OUT:.json=.svg) \
 		$(if $(wildcard $(SHAPENET_SAMPLE)),--shapenet $(SHAPENET_SAMPLE))
 	$(PY) -m cad_perception.ros.bench --duration 60 --json bench-node.json
 

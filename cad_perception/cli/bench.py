@@ -19,6 +19,7 @@ from cad_perception.cli._output import (
 )
 from cad_perception.engine.factory import BACKENDS
 from cad_perception.pipeline.bench import run_onnx_profile, run_pipeline_benchmarks
+from cad_perception.pipeline.bench_chart import bench_svg
 from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD
 from cad_perception.synth.bench import run_synth_benchmarks
 
@@ -66,6 +67,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "slowest nodes, the convolutions' GFLOP/s",
     )
     parser.add_argument(
+        "--svg",
+        type=Path,
+        metavar="OUT",
+        help="also draw the pipeline figures as a picture: each backend's median time per "
+        "stage and, with --profile, ONNX Runtime's time per operator type",
+    )
+    parser.add_argument(
         "--shapenet",
         type=Path,
         help="a folder in ShapeNet layout to time real-mesh ingest on (skipped when absent)",
@@ -91,6 +99,8 @@ PARTS = ("pipeline", "cad", "synth")
 
 def run(args: argparse.Namespace) -> int:
     """Run every benchmark and print (and optionally write) one JSON document."""
+    if args.svg and args.only not in ("all", "pipeline"):
+        raise ValueError("--svg draws the pipeline figures: use it with --only pipeline or all")
     results: dict = {
         "machine": {
             "platform": platform.platform(),
@@ -127,4 +137,6 @@ def run(args: argparse.Namespace) -> int:
     write(text)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
+    if args.svg:  # after the JSON, so that an unwritable picture loses no figures
+        args.svg.write_text(bench_svg(results["pipeline"]), encoding="utf-8")
     return EXIT_OK

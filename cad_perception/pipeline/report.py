@@ -220,7 +220,7 @@ def latency_svg(run: ReplayRun, summary: dict[str, Any]) -> str:
     latencies = [f.latency_ms for f in run.frames]
     if not latencies:
         return '<p class="note">No frame was processed.</p>'
-    y_max = _nice_ceiling(1.1 * max(latencies))  # headroom above the highest point
+    y_max = nice_ceiling(1.1 * max(latencies))  # headroom above the highest point
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x(i: float) -> float:
@@ -270,7 +270,7 @@ def latency_svg(run: ReplayRun, summary: dict[str, Any]) -> str:
     return "\n".join(items)
 
 
-def _nice_ceiling(value: float) -> float:
+def nice_ceiling(value: float) -> float:
     """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (> 0)."""
     if value <= 0:
         return 1.0

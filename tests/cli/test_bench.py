@@ -1,6 +1,7 @@
 """`cad-perception bench` prints and writes one JSON document of measured figures."""
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
     model_dir, db_dir = save_model_and_db(tmp_path, mini_config())
     argv = ["bench", "--only", "pipeline", "--model", str(model_dir), "--db", str(db_dir),
             "--size", "96x128", "--iters", "3", "--backend", "torch",
-            "onnxruntime", "onnxruntime-int8", "--score-threshold", "0.2", "--profile"]  # fmt: skip
+            "onnxruntime", "onnxruntime-int8", "--score-threshold", "0.2", "--profile",
+            "--svg", str(tmp_path / "bench.svg")]  # fmt: skip
     assert main(argv) == 0
     pipeline = json.loads(capsys.readouterr().out)["pipeline"]
     assert pipeline["model_gflops"] > 0 and pipeline["peak_gemm_gflops"] > 0
@@ -62,5 +64,15 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
     assert profile["runs"] == 3 and profile["kernel_ms"] > 0
     assert profile["convolution"]["gflop"] > 0 and profile["convolution"]["gflops"] > 0
     assert {"Conv", "FusedConv"} & set(profile["op_types"])
+    picture = ET.parse(tmp_path / "bench.svg").getroot()
+    rows = {rect.get("data-row") for rect in picture.iter("{http://www.w3.org/2000/svg}rect")}
+    assert rows == {"torch", "onnxruntime", "onnxruntime-int8", "profile", None}  # None: legend
     exports = [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith("int8")]
     assert len(exports) == 1 and exports[0].endswith("score0.2")  # profiled the benched export
+
+
+def test_a_picture_without_the_pipeline_part_is_refused(tmp_path: Path, capsys) -> None:
+    argv = ["bench", "--only", "cad", "--svg", str(tmp_path / "bench.svg")]
+    assert main(argv) == 2
+    assert "--svg draws the pipeline figures" in capsys.readouterr().err
+    assert not (tmp_path / "bench.svg").exists()
