@@ -141,12 +141,12 @@ def _text(x: float, y: float, text: str, anchor: str = "start", colour: str = "#
 
 
 def _axis(y: float, scale: float, bar_width: float) -> str:
-    """Ticks under the backend bars at quarters of `scale` milliseconds."""
-    ticks = []
-    for k in range(5):
-        x = LABEL_WIDTH + bar_width * k / 4
+    """Ticks under the backend bars, at round steps of milliseconds up to `scale`."""
+    step, ticks = nice_ceiling(scale / 5), []
+    for k in range(int(scale / step + 1e-9) + 1):
+        x = LABEL_WIDTH + bar_width * k * step / scale
         ticks.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y - 4}" y2="{y + 2}" stroke="#999"/>')
-        ticks.append(_text(x, y + 14, f"{scale * k / 4:g}", "middle"))
+        ticks.append(_text(x, y + 14, f"{k * step:g}", "middle"))
     ticks.append(_text(LABEL_WIDTH + bar_width + 24, y + 14, "ms, median per stage"))
     return "\n".join(ticks)
 

@@ -55,6 +55,7 @@ def test_backend_bars_are_in_proportion_to_their_stage_medians() -> None:
     assert torch_bar["engine"] / torch_bar["postprocess"] == pytest.approx(95, rel=1e-2)
     assert "195 ms (1.00x)" in texts(svg) and "156 ms (1.25x)" in texts(svg)
     assert "backbone alone: torch 107 ms, ONNX Runtime 86 ms (1.24x)" in texts(svg)
+    assert [t for t in texts(svg) if t.isdigit()] == ["0", "50", "100", "150", "200"]  # ticks
     assert segments(svg, "profile") == {}
 
 
