@@ -7,7 +7,6 @@ frame by frame (`run_pipeline_benchmarks`). The GEMM peak is the best of a
 few float32 matrix products on the same device and threads, measured in the same run.
 """
 
-import io
 import logging
 import multiprocessing
 import resource
@@ -19,20 +18,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import onnxruntime as ort
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cad_perception.cad.database import CadDatabase
 from cad_perception.engine.backend import check_inputs
-from cad_perception.engine.export import OPSET
 from cad_perception.engine.factory import cached_export
-from cad_perception.engine.onnx_backend import CPU_PROVIDER, session_options
 from cad_perception.engine.output import INPUT_NAMES
 from cad_perception.engine.profile import profile_onnx
 from cad_perception.engine.sidecar import ONNX_FILE, read_engine_folder
 from cad_perception.model.checkpoint import load_model
+from cad_perception.pipeline.backbone_bench import compare_backbones
 from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD, STAGES, Pipeline
 from cad_perception.pipeline.preprocess import fit_image
 from cad_perception.synth.generate import SceneFrames
@@ -82,54 +78,6 @@ def model_gflops(model_dir: str | Path, size: tuple[int, int], frame: Any) -> fl
     with counter, torch.no_grad():
         model(image, K)
     return counter.get_total_flops() / 1e9
-
-
-class _BackboneOnly(nn.Module):
-    """A network's backbone with its pyramid levels as a tuple (the ONNX exporter's outputs)."""
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """image (1, 3, H, W) -> the pyramid levels (1, C, h_l, w_l), finest first."""
-        return tuple(self.backbone(image).values())
-
-
-def compare_backbones(
-    model_dir: str | Path, frame: Any, *, iters: int = 20, warmup: int = 3
-) -> dict[str, float]:
-    """The model's backbone alone (ResNet + pyramid: the bulk of its FLOPs, all of them
-    convolutions) on torch eager and on ONNX Runtime's CPU provider, taking turns on one
-    frame with torch's thread count: {"torch_ms", "onnxruntime_ms", "speedup"} (medians).
-
-    This is what the two runtimes' convolutions make of this CPU, and so roughly the ceiling
-    of the whole pipeline's speed-up: the rest of the network is small operators where the
-    runtimes are closer.
-    """
-    network = _BackboneOnly(load_model(model_dir).backbone).eval()
-    image = torch.from_numpy(frame.rgb).permute(2, 0, 1)[None].float() / 255.0
-    graph = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(network, (image,), graph, opset_version=OPSET, dynamo=False)
-    options = session_options(torch.get_num_threads())
-    session = ort.InferenceSession(graph.getvalue(), options, providers=[CPU_PROVIDER])
-    feed = {session.get_inputs()[0].name: image.numpy()}
-    times: dict[str, list[float]] = {"torch": [], "onnxruntime": []}
-    runs = {"torch": lambda: network(image), "onnxruntime": lambda: session.run(None, feed)}
-    with torch.inference_mode():
-        for index in range(warmup + iters):
-            for name in runs if index % 2 == 0 else reversed(runs):
-                start = time.perf_counter()
-                runs[name]()
-                if index >= warmup:
-                    times[name].append((time.perf_counter() - start) * 1000.0)
-    torch_ms, onnx_ms = (float(np.median(times[name])) for name in ("torch", "onnxruntime"))
-    return {
-        "torch_ms": round(torch_ms, 2),
-        "onnxruntime_ms": round(onnx_ms, 2),
-        "speedup": round(torch_ms / onnx_ms, 2),
-    }
 
 
 def peak_rss_mb() -> float:
