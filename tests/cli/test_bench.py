@@ -48,6 +48,9 @@ def test_pipeline_bench_compares_backends(tmp_path: Path, capsys, monkeypatch) -
     assert main(argv) == 0
     pipeline = json.loads(capsys.readouterr().out)["pipeline"]
     assert pipeline["model_gflops"] > 0 and pipeline["peak_gemm_gflops"] > 0
+    rates = pipeline["gemm_gflops"]
+    assert set(rates) == {"torch", "onnxruntime"} and min(rates.values()) > 0
+    assert pipeline["peak_gemm_gflops"] == max(rates.values())
     for name in ("torch", "onnxruntime", "onnxruntime-int8"):
         entry = pipeline["backends"][name]
         assert entry["backend"] == name and entry["size"] == [96, 128]

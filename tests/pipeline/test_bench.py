@@ -6,7 +6,13 @@ import pytest
 
 from cad_perception.cad.errors import DatabaseError
 from cad_perception.pipeline import bench
-from cad_perception.pipeline.bench import FrameTiming, run_pipeline_benchmarks, summarise
+from cad_perception.pipeline.bench import (
+    FrameTiming,
+    onnxruntime_gemm_gflops,
+    run_pipeline_benchmarks,
+    summarise,
+    torch_gemm_gflops,
+)
 from tests.model.mini_dataset import mini_config, save_model_and_db
 
 
@@ -69,3 +75,10 @@ def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch
     backbone = results["backbone"]
     assert backbone["torch_ms"] > 0 and backbone["onnxruntime_ms"] > 0
     assert backbone["speedup"] == round(backbone["torch_ms"] / backbone["onnxruntime_ms"], 2)
+
+
+def test_gemm_rates_of_both_runtimes_count_two_flops_per_multiply_add() -> None:
+    # 2 * 256^3 FLOPs per product; a rate below 0.1 GFLOP/s or above 10 TFLOP/s on a CPU would
+    # mean a wrong FLOP count or a product that did not run.
+    for rate in (torch_gemm_gflops(size=256, repeats=3), onnxruntime_gemm_gflops(256, 3)):
+        assert 0.1 < rate < 10_000
