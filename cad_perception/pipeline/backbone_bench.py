@@ -21,6 +21,12 @@ from cad_perception.engine.export import OPSET
 from cad_perception.engine.onnx_backend import CPU_PROVIDER, session_options
 from cad_perception.model.checkpoint import load_model
 
+TURN_PAUSE_S = 0.05
+"""Idle time before each timed call when runtimes take turns. torch's OpenMP threads keep
+spinning for several milliseconds after their work, and a call started meanwhile shares the
+cores with them (scratch: a 1024 GEMM in ONNX Runtime right after one in torch ran at 53
+GFLOP/s, 20 ms later at 70)."""
+
 
 class _BackboneOnly(nn.Module):
     """A network's backbone with its pyramid levels as a tuple (the ONNX exporter's outputs)."""
@@ -40,7 +46,8 @@ def compare_backbones(
     """The checkpoint's backbone on torch eager and on ONNX Runtime's CPU provider (exported
     in memory), taking turns on one SceneFrames item with torch's thread count, `warmup`
     untimed rounds then `iters` timed ones: {"torch_ms", "onnxruntime_ms", "speedup"}
-    (medians, milliseconds)."""
+    (medians, milliseconds). Each call starts after a pause of TURN_PAUSE_S, for the reason
+    given there."""
     network = _BackboneOnly(load_model(model_dir).backbone).eval()
     image = torch.from_numpy(frame.rgb).permute(2, 0, 1)[None].float() / 255.0
     graph = io.BytesIO()
@@ -54,6 +61,7 @@ def compare_backbones(
     with torch.inference_mode():
         for index in range(warmup + iters):
             for name in runs if index % 2 == 0 else reversed(runs):
+                time.sleep(TURN_PAUSE_S)
                 start = time.perf_counter()
                 runs[name]()
                 if index >= warmup:

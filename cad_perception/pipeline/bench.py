@@ -5,9 +5,8 @@ Frames are rendered synthetic scenes (real content, so detections and retrieval 
 requested size; every backend in one run sees the same frames, and the backends take turns
 frame by frame (`run_pipeline_benchmarks`). The GEMM peak is the best rate of a few float32
 matrix products on the same device and threads, measured in the same run, by torch and (on a
-CPU) by ONNX Runtime: the faster of the two is the yardstick, because a runtime's own GEMM
-library can fall well short of the CPU (torch's MKL reached about two thirds of ONNX Runtime's
-MLAS rate on an AMD EPYC).
+CPU) by ONNX Runtime: the faster of the two is the yardstick, since neither runtime's GEMM
+library is bound to reach the CPU's peak, and a single best-of-few reading drifts with the host.
 """
 
 import logging
@@ -36,7 +35,7 @@ from cad_perception.engine.output import INPUT_NAMES
 from cad_perception.engine.profile import profile_onnx
 from cad_perception.engine.sidecar import ONNX_FILE, read_engine_folder
 from cad_perception.model.checkpoint import load_model
-from cad_perception.pipeline.backbone_bench import compare_backbones
+from cad_perception.pipeline.backbone_bench import TURN_PAUSE_S, compare_backbones
 from cad_perception.pipeline.pipeline import DEFAULT_SCORE_THRESHOLD, STAGES, Pipeline
 from cad_perception.pipeline.preprocess import fit_image
 from cad_perception.synth.generate import SceneFrames
@@ -238,9 +237,10 @@ def run_pipeline_benchmarks(
     entry per backend and, for two or more, the speed-up of each over the first.
 
     Each backend runs in a process of its own, and the backends take turns frame by frame
-    (forwards on even rounds, backwards on odd ones), one call at a time: a change in the
-    machine's speed during the run (other tenants, clock, heat) then touches every backend
-    alike, so their ratio is fair even when the absolute figures drift.
+    (forwards on even rounds, backwards on odd ones), one call at a time after a pause of
+    TURN_PAUSE_S: a change in the machine's speed during the run (other tenants, clock, heat)
+    then touches every backend alike, so their ratio is fair even when the absolute figures
+    drift, and no call shares the cores with the previous one's spinning threads.
     """
     if iters < 1 or frames < 1:
         raise ValueError(f"iters and frames must be >= 1, got {iters} and {frames}")
@@ -271,6 +271,7 @@ def run_pipeline_benchmarks(
                 worker.time_frame(index)
         for index in range(iters):
             for worker in workers if index % 2 == 0 else workers[::-1]:
+                time.sleep(TURN_PAUSE_S)
                 timings[worker.backend].append(worker.time_frame(index))
         finished = {worker.backend: worker.finish() for worker in workers}
     for name in backends:

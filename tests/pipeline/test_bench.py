@@ -1,5 +1,6 @@
 """The pipeline benchmark: per-backend summaries, and backends taking turns frame by frame."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -48,13 +49,18 @@ def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch
     monkeypatch.setenv("CAD_PERCEPTION_CACHE", str(tmp_path / "cache"))
     model_dir, db_dir = save_model_and_db(tmp_path, mini_config())
     calls: list[tuple[str, int]] = []
+    spans: list[tuple[float, float]] = []  # (start, end) of each call, perf_counter seconds
     time_frame = bench.BackendWorker.time_frame
 
     def recorded(worker: bench.BackendWorker, index: int) -> FrameTiming:
         calls.append((worker.backend, index))
-        return time_frame(worker, index)
+        start = time.perf_counter()
+        timing = time_frame(worker, index)
+        spans.append((start, time.perf_counter()))
+        return timing
 
     monkeypatch.setattr(bench.BackendWorker, "time_frame", recorded)
+    monkeypatch.setattr(bench, "TURN_PAUSE_S", 0.25)
     results = run_pipeline_benchmarks(
         model_dir, db_dir, backends=("torch", "onnxruntime"),
         size=(96, 128), iters=3, frames=2, warmup=1, score_threshold=0.2,
@@ -65,6 +71,9 @@ def test_backends_take_turns_forwards_then_backwards(tmp_path: Path, monkeypatch
         ("onnxruntime", 1), ("torch", 1),
         ("torch", 2), ("onnxruntime", 2),
     ]  # fmt: skip
+    timed = spans[2:]  # the warm-up calls follow each other at once, the timed ones after a pause
+    gaps = [after[0] - before[1] for before, after in zip(spans[1:-1], timed, strict=True)]
+    assert len(gaps) == 6 and min(gaps) >= 0.25
     assert results["interleaved"] is True and results["iters"] == 3
     assert set(results["backends"]) == {"torch", "onnxruntime"}
     for entry in results["backends"].values():
