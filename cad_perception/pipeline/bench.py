@@ -285,7 +285,7 @@ def run_pipeline_benchmarks(
         entry["fraction_of_gemm_peak"] = round(results["model_gflops"] / engine_s / gemm, 3)
         results["backends"][name] = entry
         logger.info("%s: median %.1f ms", name, entry["latency_ms"]["total"]["median"])
-    if {"torch", "onnxruntime"} <= set(backends) and not (device or "").startswith("cuda"):
+    if {"torch", "onnxruntime"} <= set(backends) and not on_cuda:
         frame = benchmark_frames(db_dir, size, 1, seed)[0]
         results["backbone"] = compare_backbones(model_dir, frame, iters=iters)
     if len(backends) > 1:
