@@ -180,7 +180,7 @@ class BackendWorker:
         return self._pool.submit(_worker_time_frame, index).result()
 
     def finish(self) -> dict[str, Any]:
-        """The process's figures besides latency: peak_rss_mb, model_gflops, pipeline name."""
+        """The process's figures besides latency: peak_rss_mb and the pipeline's name."""
         return self._pool.submit(_worker_finish).result()
 
     def __enter__(self) -> "BackendWorker":
@@ -191,7 +191,7 @@ class BackendWorker:
 
 
 _WORKER: dict[str, Any] = {}
-"""The worker process's pipeline, frames and job (set by _worker_load)."""
+"""The worker process's pipeline and frames (set by _worker_load)."""
 
 
 def _worker_load(job: WorkerJob) -> None:
@@ -203,7 +203,7 @@ def _worker_load(job: WorkerJob) -> None:
         device=job.device,
         score_threshold=job.score_threshold,
     )
-    _WORKER.update(pipeline=pipeline, scenes=scenes, job=job)
+    _WORKER.update(pipeline=pipeline, scenes=scenes)
 
 
 def _worker_time_frame(index: int) -> FrameTiming:
@@ -212,12 +212,7 @@ def _worker_time_frame(index: int) -> FrameTiming:
 
 
 def _worker_finish() -> dict[str, Any]:
-    job: WorkerJob = _WORKER["job"]
-    return {
-        "backend": _WORKER["pipeline"].backend.name,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "model_gflops": round(model_gflops(job.model_dir, job.size, _WORKER["scenes"][0]), 2),
-    }
+    return {"backend": _WORKER["pipeline"].backend.name, "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def run_pipeline_benchmarks(
@@ -274,19 +269,19 @@ def run_pipeline_benchmarks(
                 time.sleep(TURN_PAUSE_S)
                 timings[worker.backend].append(worker.time_frame(index))
         finished = {worker.backend: worker.finish() for worker in workers}
+    frame = benchmark_frames(db_dir, size, 1, seed)[0]  # the workers' first frame
+    results["model_gflops"] = round(model_gflops(model_dir, size, frame), 2)
     for name in backends:
         extra = finished[name]
         entry = summarise(extra["backend"], score_threshold, timings[name])
         entry["size"] = list(size)
         entry["peak_rss_mb"] = extra["peak_rss_mb"]
-        results["model_gflops"] = extra["model_gflops"]
         engine_s = entry["latency_ms"]["engine"]["median"] / 1000.0
         entry["achieved_gflops"] = round(results["model_gflops"] / engine_s, 2)
         entry["fraction_of_gemm_peak"] = round(results["model_gflops"] / engine_s / gemm, 3)
         results["backends"][name] = entry
         logger.info("%s: median %.1f ms", name, entry["latency_ms"]["total"]["median"])
     if {"torch", "onnxruntime"} <= set(backends) and not on_cuda:
-        frame = benchmark_frames(db_dir, size, 1, seed)[0]
         results["backbone"] = compare_backbones(model_dir, frame, iters=iters)
     if len(backends) > 1:
         reference = results["backends"][backends[0]]["latency_ms"]["total"]["median"]

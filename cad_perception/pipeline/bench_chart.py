@@ -66,24 +66,20 @@ def bench_svg(results: dict[str, Any]) -> str:
         )
         items.append(_text(LABEL_WIDTH, y + 4, line))
         y += ROW - 6
-    legend = [(stage, colour) for stage, colour in STAGE_COLOURS.items()]
     profile = results.get("onnxruntime_profile")
     if profile:
         y += 10
-        shares = _operator_shares(profile)
+        coloured = list(zip(_operator_shares(profile).items(), OP_COLOURS, strict=False))
         items.append(_text(LABEL_WIDTH - 8, y + BAR - 5, "ONNX Runtime ops", "end"))
         x = float(LABEL_WIDTH)
-        for (op, share), colour in zip(shares.items(), OP_COLOURS, strict=False):
+        for (op, share), colour in coloured:
             width = bar_width * share
             items.append(_rect(x, y, width, colour, "profile", op, f"{100 * share:.0f} %"))
             if width > 40:
                 items.append(_text(x + 3, y + BAR - 5, f"{op} {100 * share:.0f}%", "start", "#fff"))
             x += width
         items.append(_text(x + 6, y + BAR - 5, f"{profile['kernel_ms']:.0f} ms of kernels"))
-        swatches = [
-            (f"{op} {100 * share:.1f} %", colour)
-            for (op, share), colour in zip(shares.items(), OP_COLOURS, strict=False)
-        ]
+        swatches = [(f"{op} {100 * share:.1f} %", colour) for (op, share), colour in coloured]
         legend_svg, legend_rows = _legend(swatches, y + ROW)
         items.append(legend_svg)
         y += ROW + 20 * legend_rows
@@ -92,7 +88,7 @@ def bench_svg(results: dict[str, Any]) -> str:
         f'viewBox="0 0 {WIDTH} {y + 6}" role="img" aria-label="pipeline benchmark" '
         'font-family="sans-serif" font-size="12">',
         f'<rect width="{WIDTH}" height="{y + 6}" fill="#fff"/>',
-        _legend(legend, 10)[0],
+        _legend(list(STAGE_COLOURS.items()), 10)[0],
     ]
     return "\n".join([*header, *items, "</svg>"]) + "\n"
 
